@@ -1,0 +1,4 @@
+//! `rvs`: the operator's command.
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
