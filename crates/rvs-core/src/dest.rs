@@ -168,6 +168,10 @@ pub struct Destination {
     pub persist_conns: u32,
     /// Traffic counters and rates.
     pub stats: Stats,
+    /// The owning service's id (engine bookkeeping).
+    pub service: u32,
+    /// Position in the service's list while available (engine bookkeeping).
+    pub position: u32,
 }
 
 impl Destination {
@@ -182,6 +186,8 @@ impl Destination {
             inactive_conns: 0,
             persist_conns: 0,
             stats: Stats::default(),
+            service: u32::MAX,
+            position: 0,
         }
     }
 
