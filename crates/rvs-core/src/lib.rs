@@ -16,6 +16,7 @@
 //! behaviour is testable without sleeping.
 
 pub mod addr;
+pub mod defense;
 pub mod dest;
 pub mod error;
 pub mod random;
