@@ -17,6 +17,7 @@
 
 pub mod addr;
 pub mod conn;
+pub mod defense;
 pub mod dest;
 pub mod error;
 pub mod random;
