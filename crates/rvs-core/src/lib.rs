@@ -19,6 +19,7 @@ pub mod addr;
 pub mod conn;
 pub mod defense;
 pub mod dest;
+pub mod engine;
 pub mod error;
 pub mod random;
 pub mod sched;
