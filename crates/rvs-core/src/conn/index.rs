@@ -86,6 +86,14 @@ impl HashIndex {
         }
     }
 
+    /// The slot in the first probe position for `hash` if its tag matches: a cheap first
+    /// look used to start memory loads early when looking up a batch.
+    #[inline]
+    pub fn peek(&self, hash: u64) -> Option<u32> {
+        let e = self.entries[self.home(hash)];
+        (e != EMPTY && tag_of(e) == (hash >> 32) as u32).then(|| slot_of(e))
+    }
+
     /// Removes the entry for `slot` stored under `hash`. Returns false if it was not there.
     pub fn remove(&mut self, hash: u64, slot: u32) -> bool {
         let want = pack(hash, slot);

@@ -14,6 +14,6 @@ pub mod tcp;
 pub mod timeouts;
 pub mod wheel;
 
-pub use table::{Conn, ConnFlags, ConnId, ConnTable, TableFull};
+pub use table::{Conn, ConnFlags, ConnId, ConnTable, InKey, TableFull};
 pub use tcp::{Direction, TcpFlags, TcpState};
 pub use timeouts::Timeouts;

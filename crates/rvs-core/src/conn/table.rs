@@ -63,10 +63,28 @@ impl ConnFlags {
     }
 }
 
+/// The key of a client-to-VIP packet, for batched lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InKey {
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Client address.
+    pub caddr: Addr16,
+    /// Client port.
+    pub cport: u16,
+    /// Virtual address.
+    pub vaddr: Addr16,
+    /// Virtual port.
+    pub vport: u16,
+}
+
+/// Lookups per batch step (the pipeline's rx batch is split into steps of this size).
+pub const LOOKUP_BATCH: usize = 16;
+
 /// No control link (a connection without a persistence template).
 pub const NO_LINK: u32 = u32::MAX;
 
-/// One connection (or persistence template): 80 bytes.
+/// One connection (or persistence template): 76 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conn {
     /// Client address.
@@ -91,13 +109,13 @@ pub struct Conn {
     pub dest: DestId,
     /// Expiry tick (10 ms ticks).
     pub deadline: u32,
-    /// Tick of the wheel bucket it is filed in.
-    filed: u32,
+    /// The wheel bucket it is filed in (its tick is recovered from the wheel's position).
+    filed: u16,
     /// Normal connection: slot of its controlling template, or [`NO_LINK`].
     /// Template: number of connections it controls.
     pub link: u32,
     /// Packets in (client to server) since creation, saturating.
-    pub in_pkts: u32,
+    pub in_pkts: u16,
 }
 
 impl Conn {
@@ -262,7 +280,8 @@ impl ConnTable {
         }
         let now = super::wheel::tick_of(now_ms);
         conn.deadline = now.wrapping_add(ticks(timeout_ms));
-        conn.filed = self.wheel.file_tick(now, conn.deadline);
+        let tick = self.wheel.file_tick(now, conn.deadline);
+        conn.filed = bucket_of(tick) as u16;
         conn.flags.0 &= !(ConnFlags::FREE | ConnFlags::UNFILED);
         let slot = match self.free.pop() {
             Some(s) => {
@@ -275,7 +294,7 @@ impl ConnTable {
             }
         };
         self.index.insert(self.hash(conn.protocol, &conn.caddr, conn.cport), slot);
-        self.wheel.file(slot, conn.filed);
+        self.wheel.file(slot, tick);
         self.len += 1;
         Ok(ConnId(slot))
     }
@@ -306,6 +325,31 @@ impl ConnTable {
                     && !c.flags.has(ConnFlags::TEMPLATE)
             })
             .map(ConnId)
+    }
+
+    /// [`ConnTable::find_in`] for many packets at once (`out[i]` answers `keys[i]`). The
+    /// lookups are interleaved so that their cache misses overlap: first every index line is
+    /// loaded, then every candidate entry, then each lookup finishes on warm caches.
+    pub fn find_in_batch(&self, keys: &[InKey], out: &mut [Option<ConnId>]) {
+        for (keys, out) in keys.chunks(LOOKUP_BATCH).zip(out.chunks_mut(LOOKUP_BATCH)) {
+            let mut hashes = [0u64; LOOKUP_BATCH];
+            let mut first = [None; LOOKUP_BATCH];
+            for (h, k) in hashes.iter_mut().zip(keys) {
+                *h = self.hash(k.protocol, &k.caddr, k.cport);
+            }
+            for (f, &h) in first.iter_mut().zip(&hashes[..keys.len()]) {
+                *f = self.index.peek(h);
+            }
+            // Touch the candidate entries; the sum keeps the loads from being optimised away.
+            let mut touched = 0u16;
+            for f in first[..keys.len()].iter().flatten() {
+                touched = touched.wrapping_add(self.slots.get(*f as usize).map_or(0, |c| c.cport));
+            }
+            std::hint::black_box(touched);
+            for (o, k) in out.iter_mut().zip(keys) {
+                *o = self.find_in(k.protocol, &k.caddr, k.cport, &k.vaddr, k.vport);
+            }
+        }
     }
 
     /// A real-server-to-client packet's connection (NAT replies): the packet's destination is
@@ -352,11 +396,11 @@ impl ConnTable {
             return;
         };
         c.deadline = now.wrapping_add(ticks(timeout_ms));
-        if c.flags.0 & ConnFlags::UNFILED != 0 || !tick_before_eq(c.filed, c.deadline) {
+        if c.flags.0 & ConnFlags::UNFILED != 0 || !tick_before_eq(self.wheel.tick_of_bucket(c.filed), c.deadline) {
             c.flags.0 &= !ConnFlags::UNFILED;
             // Earlier than its bucket: file it again (the old entry goes stale).
-            c.filed = self.wheel.file_tick(now, c.deadline);
-            let tick = c.filed;
+            let tick = self.wheel.file_tick(now, c.deadline);
+            c.filed = bucket_of(tick) as u16;
             self.wheel.file(id.0, tick);
         }
     }
@@ -391,7 +435,7 @@ impl ConnTable {
         self.wheel.take_due(now, &mut due);
         for &(slot, bucket) in &due {
             let Some(c) = self.slots.get_mut(slot as usize) else { continue };
-            if c.flags.0 & (ConnFlags::FREE | ConnFlags::UNFILED) != 0 || bucket_of(c.filed) as u32 != bucket {
+            if c.flags.0 & (ConnFlags::FREE | ConnFlags::UNFILED) != 0 || u32::from(c.filed) != bucket {
                 continue; // stale entry
             }
             if tick_before_eq(c.deadline, now) {
@@ -399,8 +443,8 @@ impl ConnTable {
                 c.flags.0 |= ConnFlags::UNFILED;
                 expired.push(ConnId(slot));
             } else {
-                c.filed = self.wheel.file_tick(now, c.deadline);
-                let tick = c.filed;
+                let tick = self.wheel.file_tick(now, c.deadline);
+                c.filed = bucket_of(tick) as u16;
                 self.wheel.file(slot, tick);
             }
         }
@@ -455,8 +499,8 @@ mod tests {
     }
 
     #[test]
-    fn entry_is_80_bytes() {
-        assert_eq!(std::mem::size_of::<Conn>(), 80);
+    fn entry_is_76_bytes() {
+        assert_eq!(std::mem::size_of::<Conn>(), 76);
     }
 
     #[test]
@@ -471,6 +515,20 @@ mod tests {
         assert!(t.remove(id).is_some());
         assert_eq!(t.find_in(6, &a("198.18.200.1"), 1000, &a("198.18.0.10"), 80), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn batched_lookup_answers_like_single_lookups() {
+        let mut t = ConnTable::new(100, 1);
+        let ids: Vec<ConnId> = (0..40).map(|p| t.insert(conn(p), 0, 1000).unwrap()).collect();
+        let keys: Vec<InKey> = (0..50)
+            .map(|p| InKey { protocol: 6, caddr: a("198.18.200.1"), cport: p, vaddr: a("198.18.0.10"), vport: 80 })
+            .collect();
+        let mut out = vec![None; keys.len()];
+        t.find_in_batch(&keys, &mut out);
+        for (p, o) in out.iter().enumerate() {
+            assert_eq!(*o, ids.get(p).copied(), "port {p}");
+        }
     }
 
     #[test]

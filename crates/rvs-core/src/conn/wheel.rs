@@ -57,6 +57,13 @@ impl TimerWheel {
         }
     }
 
+    /// The tick a bucket stands for now: the first tick at or after the next one to process
+    /// that maps to it.
+    pub fn tick_of_bucket(&self, bucket: u16) -> u32 {
+        let b = u32::from(bucket);
+        self.next.wrapping_add(b.wrapping_sub(self.next) & MASK as u32)
+    }
+
     /// Files `slot` at `tick` (from [`TimerWheel::file_tick`]).
     pub fn file(&mut self, slot: u32, tick: u32) {
         self.buckets[tick as usize & MASK].push(slot);
