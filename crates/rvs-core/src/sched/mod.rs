@@ -22,6 +22,7 @@ use crate::time::Instant;
 
 pub mod dh;
 pub mod fo;
+pub mod index;
 pub mod lblc;
 pub mod lblcr;
 pub mod lc;
