@@ -23,6 +23,7 @@ use crate::time::Instant;
 pub mod dh;
 pub mod fo;
 pub mod hash;
+pub mod index;
 pub mod lblc;
 pub mod lblcr;
 pub mod lc;
