@@ -122,7 +122,7 @@ fn conn_table(c: &mut Criterion) {
         let mut rng = SplitMix64::new(5);
         g.bench_function(BenchmarkId::new("lookup_hit_random", n), |b| {
             b.iter(|| {
-                let i = (rng.next_u64() % n as u64) as u64;
+                let i = rng.next_u64() % n as u64;
                 let (c, p) = conn_key(i);
                 black_box(t.find_in(6, &c, p, &vip, 80))
             })

@@ -36,7 +36,10 @@ fn ip(s: &str) -> IpAddr {
 fn demo(n: u32) -> Result<()> {
     println!("rvs engine demo: {n} TCP connections from distinct clients to {VIP}:80 per scheduler");
     println!("real servers rs1..rs3 with weights {WEIGHTS:?}; every third connection closes after its request\n");
-    println!("{:<6} {:>6} {:>6} {:>6}   {}", "sched", "rs1", "rs2", "rs3", "ActiveConn/InActConn at the end");
+    println!(
+        "{:<6} {:>6} {:>6} {:>6} {:>8}   ActiveConn/InActConn at the end",
+        "sched", "rs1", "rs2", "rs3", "refused"
+    );
     let key = ServiceKey::Addr { protocol: Protocol::Tcp, addr: ip(VIP), port: 80 };
     for kind in SchedulerKind::ALL {
         let mut engine = Engine::new(1 << 16, 0x5eed);
@@ -49,11 +52,19 @@ fn demo(n: u32) -> Result<()> {
             d.method = ForwardMethod::Masquerade;
             engine.add_dest(&key, d)?;
         }
-        let counts = run_clients(&mut engine, &key, n)?;
+        let counts = run_clients(&mut engine, n)?;
         let sid = engine.find_service(&key).context("service")?;
         let loads: Vec<String> =
             engine.dests_of(sid).map(|(_, d)| format!("{}/{}", d.active_conns, d.inactive_conns)).collect();
-        println!("{:<6} {:>6} {:>6} {:>6}   {}", kind.name(), counts[0], counts[1], counts[2], loads.join(" "));
+        println!(
+            "{:<6} {:>6} {:>6} {:>6} {:>8}   {}",
+            kind.name(),
+            counts[0],
+            counts[1],
+            counts[2],
+            counts[3],
+            loads.join(" ")
+        );
     }
 
     // Persistence: 4 client networks, 50 connections each, -p 360 -M 255.255.255.0.
@@ -84,22 +95,30 @@ fn demo(n: u32) -> Result<()> {
     engine.expire(later);
     engine.expire(later + Duration::from_secs(3600));
     println!("  after two idle hours: {} entries left", engine.conns().len());
+    println!("\nnotes: ovf refuses once every server holds `weight` active connections; dh and lblc hash the");
+    println!("destination address (one VIP here), so they stick to one server until it is overloaded.");
     Ok(())
 }
 
-fn run_clients(engine: &mut Engine, key: &ServiceKey, n: u32) -> Result<[u32; 3]> {
+/// Returns connections per real server and, last, the refused ones (no server available).
+fn run_clients(engine: &mut Engine, n: u32) -> Result<[u32; 4]> {
     let mut rng = SplitMix64::new(7);
-    let mut counts = [0u32; 3];
+    let mut counts = [0u32; 4];
     let mut now = Instant::ZERO;
     for i in 0..n {
         let client = IpAddr::V4(std::net::Ipv4Addr::from(0xC613_0000 + i));
         let syn = Packet::new(Protocol::Tcp, client, 40_000, ip(VIP), 80).with_tcp(TcpFlags::SYN);
-        let InVerdict::Forward(f) = engine.conn_in(&syn, now, &mut rng) else {
-            bail!("connection {i} not forwarded by {:?}", engine.find_service(key));
+        let f = match engine.conn_in(&syn, now, &mut rng) {
+            InVerdict::Forward(f) => f,
+            InVerdict::Unreachable => {
+                counts[3] += 1;
+                continue;
+            }
+            other => bail!("connection {i}: unexpected verdict {other:?}"),
         };
-        let idx = WEIGHTS.len().min(
-            (1..=3).position(|k| f.daddr == ip(&format!("198.18.1.{k}"))).context("unknown real server")?,
-        );
+        let idx = WEIGHTS
+            .len()
+            .min((1..=3).position(|k| f.daddr == ip(&format!("198.18.1.{k}"))).context("unknown real server")?);
         counts[idx] += 1;
         let reply = Packet::new(Protocol::Tcp, f.daddr, f.dport, client, 40_000).with_tcp(TcpFlags::SYN_ACK);
         engine.conn_out(&reply, now);

@@ -495,7 +495,17 @@ mod tests {
     }
 
     fn conn(cport: u16) -> Conn {
-        Conn::new(6, a("198.18.200.1"), cport, a("198.18.0.10"), 80, a("198.18.1.1"), 80, DestId(0), ConnFlags::default())
+        Conn::new(
+            6,
+            a("198.18.200.1"),
+            cport,
+            a("198.18.0.10"),
+            80,
+            a("198.18.1.1"),
+            80,
+            DestId(0),
+            ConnFlags::default(),
+        )
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! estimators, DoS defences with the drop_entry scan, scheduler garbage collection).
 
 use super::Engine;
+use crate::conn::sctp::SctpState;
 use crate::conn::table::ConnFlags;
 use crate::conn::tcp::TcpState;
-use crate::conn::sctp::SctpState;
 use crate::defense::DefenseUpdate;
 use crate::random::Random;
 use crate::time::Instant;

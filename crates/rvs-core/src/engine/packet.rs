@@ -309,7 +309,8 @@ impl Engine {
                 _ if p.dport == svc_port && svc_port != FTP_PORT => (p.protocol, p.dst, p.dport),
                 _ => (p.protocol, p.dst, 0),
             };
-            let found = self.conns.find_template(t_proto, &masked, &t_vaddr, t_vport).filter(|&t| self.check_template(t));
+            let found =
+                self.conns.find_template(t_proto, &masked, &t_vaddr, t_vport).filter(|&t| self.check_template(t));
             let tid = match found {
                 Some(t) => t,
                 None => {
@@ -323,8 +324,17 @@ impl Engine {
                     flags.set(ConnFlags::V6, p.family == Family::V6);
                     flags.set(ConnFlags::DEST_V6, Family::of(&d.config.addr) == Family::V6);
                     flags.set(ConnFlags::FWMARK, t_proto == 0);
-                    let c =
-                        Conn::new(t_proto, masked, 0, t_vaddr, t_vport, Addr16::from_ip(d.config.addr), t_dport, did, flags);
+                    let c = Conn::new(
+                        t_proto,
+                        masked,
+                        0,
+                        t_vaddr,
+                        t_vport,
+                        Addr16::from_ip(d.config.addr),
+                        t_dport,
+                        did,
+                        flags,
+                    );
                     let tid = self.insert_conn(c, now, u64::from(persist.timeout_secs) * 1000)?;
                     if let Some(d) = self.dests.get_mut(did) {
                         d.bind(true, false);
@@ -415,9 +425,10 @@ impl Engine {
     /// template is invalidated (never found again) and left to expire.
     fn check_template(&mut self, t: ConnId) -> bool {
         let Some(tc) = self.conns.get(t) else { return false };
-        let ok = self.dests.get(tc.dest).is_some_and(|d| {
-            d.available && !(self.tunables.expire_quiescent_template && d.weight() == 0)
-        });
+        let ok = self
+            .dests
+            .get(tc.dest)
+            .is_some_and(|d| d.available && !(self.tunables.expire_quiescent_template && d.weight() == 0));
         if !ok && let Some(tc) = self.conns.get_mut(t) {
             tc.flags.set(ConnFlags::INVALID, true);
         }
