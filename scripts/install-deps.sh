@@ -23,6 +23,7 @@ die() {
 }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (apt-get install needs it)"
+command -v cargo >/dev/null || die "cargo not found: install Rust 1.95 or newer with rustup first"
 command -v dpkg-query >/dev/null || die "dpkg-query not found: this script supports Debian only"
 command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian only"
 
