@@ -63,8 +63,8 @@ impl Client {
     /// Connects to the socket at `path`.
     pub fn connect(path: impl AsRef<Path>) -> Result<Client, ClientError> {
         let p = path.as_ref();
-        let stream = UnixStream::connect(p)
-            .map_err(|source| ClientError::Connect { path: p.display().to_string(), source })?;
+        let stream =
+            UnixStream::connect(p).map_err(|source| ClientError::Connect { path: p.display().to_string(), source })?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let writer = stream.try_clone()?;
         Ok(Client { reader: BufReader::new(stream), writer })

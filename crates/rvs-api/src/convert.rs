@@ -85,8 +85,11 @@ impl ServiceSpec {
     pub fn to_config(&self) -> Result<ServiceConfig, ApiError> {
         let key: ServiceKey = self.id.into();
         let scheduler: SchedulerKind = self.scheduler.parse()?;
-        let sched_flags =
-            if self.sched_flags.is_empty() { SchedFlags::NONE } else { SchedFlags::parse(&self.sched_flags.join(","), scheduler)? };
+        let sched_flags = if self.sched_flags.is_empty() {
+            SchedFlags::NONE
+        } else {
+            SchedFlags::parse(&self.sched_flags.join(","), scheduler)?
+        };
         let persistence = self.persistence.map(|p| Persistence {
             timeout_secs: p.timeout,
             netmask: match p.netmask {
@@ -294,7 +297,10 @@ mod tests {
             id: ServiceId::Addr { protocol: Proto::Udp, addr: "198.18.0.10".parse().unwrap(), port: 53 },
             scheduler: "sh".into(),
             sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
-            persistence: Some(PersistenceSpec { timeout: 300, netmask: NetmaskSpec::V4("255.255.255.0".parse().unwrap()) }),
+            persistence: Some(PersistenceSpec {
+                timeout: 300,
+                netmask: NetmaskSpec::V4("255.255.255.0".parse().unwrap()),
+            }),
             one_packet: true,
             pe: None,
         };

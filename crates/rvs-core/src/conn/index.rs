@@ -34,7 +34,9 @@ impl HashIndex {
     /// An index sized for `expected` entries without growing.
     pub fn with_capacity(expected: usize) -> HashIndex {
         let cap = (expected.saturating_mul(4) / 3).max(16).next_power_of_two();
-        HashIndex { entries: vec![EMPTY; cap], mask: cap - 1, len: 0 }
+        let entries = vec![EMPTY; cap];
+        super::hugepages::advise(&entries);
+        HashIndex { entries, mask: cap - 1, len: 0 }
     }
 
     /// Number of indexed slots.
@@ -136,6 +138,7 @@ impl HashIndex {
         let old = std::mem::take(&mut self.entries);
         let cap = (old.len() * 2).max(16);
         self.entries = vec![EMPTY; cap];
+        super::hugepages::advise(&self.entries);
         self.mask = cap - 1;
         self.len = 0;
         for e in old.into_iter().filter(|&e| e != EMPTY) {

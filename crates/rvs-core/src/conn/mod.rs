@@ -7,6 +7,7 @@
 //! What happens to a connection on each packet (scheduling, persistence templates,
 //! expire_nodest_conn, conn_reuse_mode) is decided in [`crate::engine`].
 
+mod hugepages;
 pub mod index;
 pub mod sctp;
 pub mod table;

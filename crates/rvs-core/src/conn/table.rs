@@ -220,6 +220,7 @@ impl ConnTable {
     pub fn reserve(&mut self, n: usize) {
         let n = n.min(self.max);
         self.slots.reserve_exact(n.saturating_sub(self.slots.len()));
+        super::hugepages::advise(self.slots.spare_capacity_mut());
         if self.index.len() < n {
             let mut idx = HashIndex::with_capacity(n);
             for (i, c) in self.slots.iter().enumerate() {
@@ -289,6 +290,10 @@ impl ConnTable {
                 s
             }
             None => {
+                if self.slots.len() == self.slots.capacity() {
+                    self.slots.reserve(self.slots.len().max(1024));
+                    super::hugepages::advise(self.slots.spare_capacity_mut());
+                }
                 self.slots.push(conn);
                 (self.slots.len() - 1) as u32
             }
