@@ -606,3 +606,52 @@ mod invariants {
         }
     }
 }
+
+#[test]
+fn secure_tcp_defence_switches_the_state_table() {
+    use crate::defense::DefensePolicy;
+    let mut lab = Lab::new(SchedulerKind::Rr, ForwardMethod::Masquerade, 1);
+    lab.e.defense_mut().set_mode(DefensePolicy::SecureTcp, 3).unwrap();
+    assert!(lab.e.defense().secure_tcp_active());
+    let f = lab.syn("198.18.200.1", 1);
+    // A client ACK without the server's SYN-ACK does not establish the NAT connection.
+    lab.send("198.18.200.1", 1, TcpFlags::ACK);
+    let state = |lab: &Lab| TcpState::from_index(lab.e.conns().get(f.conn.unwrap()).unwrap().state);
+    assert_eq!(state(&lab), TcpState::SynRecv);
+    lab.reply("198.18.200.1", 1, f.daddr, 8080, TcpFlags::SYN_ACK);
+    assert_eq!(state(&lab), TcpState::SynAck);
+    lab.reply("198.18.200.1", 1, f.daddr, 8080, TcpFlags::ACK);
+    assert_eq!(state(&lab), TcpState::Established);
+}
+
+#[test]
+fn counters_rates_and_zeroing() {
+    let mut lab = Lab::new(SchedulerKind::Rr, ForwardMethod::DirectRoute, 1);
+    let mut rng = SplitMix64::new(4);
+    // 10 new connections of 2 packets each every 2 s, for 20 s.
+    for round in 0..10u16 {
+        for i in 0..10u16 {
+            let port = round * 10 + i;
+            lab.syn("198.18.200.1", port);
+            lab.send("198.18.200.1", port, TcpFlags::ACK);
+        }
+        lab.now = lab.now + std::time::Duration::from_secs(2);
+        lab.e.tick(lab.now, 1 << 20, &mut rng);
+    }
+    let sid = lab.e.find_service(&tcp_key(80)).unwrap();
+    let svc = lab.e.service(sid).unwrap();
+    assert_eq!(svc.stats.counters.conns, 100);
+    assert_eq!(svc.stats.counters.in_pkts, 200);
+    assert_eq!(svc.stats.counters.in_bytes, 200 * 60);
+    assert_eq!(lab.e.stats().counters.conns, 100);
+    // 10 connections per 2 s: the EWMA converges towards 5 conn/s, 10 pkt/s.
+    let r = svc.stats.rates();
+    assert!((4..=5).contains(&r.cps), "cps {}", r.cps);
+    assert!((8..=10).contains(&r.in_pps), "pps {}", r.in_pps);
+    lab.e.zero_stats(None, lab.now);
+    let svc = lab.e.service(sid).unwrap();
+    assert_eq!(svc.stats.counters.conns, 0);
+    assert_eq!(svc.stats.rates().cps, 0);
+    assert_eq!(lab.e.dests_of(sid).next().unwrap().1.stats.counters.in_pkts, 0);
+    assert_eq!(lab.e.conns().len(), 100, "zeroing counters keeps connections");
+}
