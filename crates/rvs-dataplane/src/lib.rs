@@ -6,7 +6,14 @@
 //!
 //! - [`io`]: frames, batches and the [`io::PacketIo`] trait every backend implements
 //!   (in-memory for tests; AF_PACKET for real interfaces; AF_XDP later);
-//! - [`nexthop`]: where a rewritten frame goes (egress interface, MACs, MTU).
+//! - [`nexthop`]: where a rewritten frame goes (egress interface, MACs, MTU);
+//! - [`afpacket`]: the AF_PACKET backend (TPACKET_V3 rx rings, `sendmmsg` tx);
+//! - [`steer`]: nftables netdev-ingress rules that keep the director's kernel away from
+//!   the traffic rvs handles;
+//! - [`kernel_nexthops`]: next hops read from the kernel's routes, links and neighbours.
 
+pub mod afpacket;
 pub mod io;
+pub mod kernel_nexthops;
 pub mod nexthop;
+pub mod steer;
