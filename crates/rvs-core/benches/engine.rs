@@ -37,32 +37,62 @@ fn dests(n: usize, sched: &mut dyn Scheduler) -> (DestArena, Vec<DestId>) {
     (arena, order)
 }
 
+fn request<'r>(client: u32, rng: &'r mut SplitMix64) -> SchedRequest<'r> {
+    SchedRequest {
+        protocol: Protocol::Tcp,
+        client: IpAddr::V4(Ipv4Addr::from(0xC613_0000 | (client & 0xFFFF))),
+        client_port: (client >> 7) as u16,
+        // lblc/lblcr/dh hash the destination address: spread it like cache-cluster traffic.
+        vaddr: IpAddr::V4(Ipv4Addr::from(0xC612_0000 | (client >> 16))),
+        vport: 80,
+        flags: SchedFlags::NONE,
+        now: Instant::ZERO,
+        rng,
+    }
+}
+
 fn schedulers(c: &mut Criterion) {
+    // `schedule`: the decision alone, loads fixed. `schedule_and_account`: what the engine does
+    // per new connection: decide, bind the connection (counters + load index update), and
+    // close the connection opened 4*n decisions earlier (loads bounded and moving).
     let mut g = c.benchmark_group("schedule");
-    g.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
     for kind in SchedulerKind::ALL {
         for n in [10usize, 100, 1000] {
+            let mut sched = kind.build();
+            let (mut arena, order) = dests(n, sched.as_mut());
+            // Spread some load so least-load schedulers have something to compare.
+            for (i, &id) in order.iter().enumerate() {
+                let d = arena.get_mut(id).unwrap();
+                d.active_conns = (i as u32 * 7919) % 13;
+                d.inactive_conns = (i as u32 * 104_729) % 31;
+                sched.load_changed(DestList::new(&order, &arena), i);
+            }
+            let mut rng = SplitMix64::new(1);
+            let mut client = 0u32;
+            g.bench_function(BenchmarkId::new(kind.name(), n), |b| {
+                b.iter(|| {
+                    client = client.wrapping_add(0x9E37_79B9);
+                    let mut req = request(client, &mut rng);
+                    black_box(sched.schedule(DestList::new(&order, &arena), &mut req))
+                })
+            });
+        }
+    }
+    g.finish();
+    let mut g = c.benchmark_group("schedule_and_account");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for kind in SchedulerKind::ALL {
+        for n in [10usize, 1000] {
             let mut sched = kind.build();
             let (mut arena, order) = dests(n, sched.as_mut());
             let mut rng = SplitMix64::new(1);
             let mut client = 0u32;
             let mut open: std::collections::VecDeque<DestId> = std::collections::VecDeque::new();
-            // One decision = schedule + bind the new connection (so least-load indexes update,
-            // as in the engine) + close the connection opened 4*n decisions earlier (keeps
-            // loads bounded and moving).
             g.bench_function(BenchmarkId::new(kind.name(), n), |b| {
                 b.iter(|| {
                     client = client.wrapping_add(0x9E37_79B9);
-                    let mut req = SchedRequest {
-                        protocol: Protocol::Tcp,
-                        client: IpAddr::V4(Ipv4Addr::from(client)),
-                        client_port: (client >> 7) as u16,
-                        vaddr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10)),
-                        vport: 80,
-                        flags: SchedFlags::NONE,
-                        now: Instant::ZERO,
-                        rng: &mut rng,
-                    };
+                    let mut req = request(client, &mut rng);
                     if let Some(id) = sched.schedule(DestList::new(&order, &arena), &mut req) {
                         let d = arena.get_mut(id).unwrap();
                         d.bind(false, false);

@@ -1,6 +1,6 @@
-//! `rvs`: the operator's command. Today: `rvs demo`, which drives the real IPVS engine with
-//! simulated clients and prints how each scheduler spreads connections. (`rvs lab` and
-//! `rvs realserver` come with the data plane.)
+//! `rvs`: the operator's command. `rvs demo` drives the real IPVS engine with simulated
+//! clients and prints how each scheduler spreads connections; `rvs realserver` sets up and
+//! checks a real server (VIP on lo, ARP sysctls, TUN decapsulator).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -19,8 +19,10 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("demo") => demo(args.get(1).map(|s| s.parse()).transpose().context("connection count")?.unwrap_or(600)),
+        Some("realserver") => std::process::exit(rvs_realserver::main_args(&args[1..])?),
         Some("-h" | "--help") | None => {
-            println!("usage: rvs demo [CONNECTIONS]   run the engine demo");
+            println!("usage: rvs demo [CONNECTIONS]                      run the engine demo");
+            println!("       rvs realserver setup|check|teardown|decap ...  configure a real server (--help)");
             Ok(())
         }
         Some(other) => bail!("unknown command `{other}' (try `rvs --help')"),
