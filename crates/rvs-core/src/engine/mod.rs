@@ -126,6 +126,7 @@ pub struct Engine {
     stats: Stats,
     drops: DropCounters,
     expired: Vec<crate::conn::ConnId>,
+    generation: u64,
 }
 
 impl Engine {
@@ -147,7 +148,14 @@ impl Engine {
             stats: Stats::default(),
             drops: DropCounters::default(),
             expired: Vec::new(),
+            generation: 0,
         }
+    }
+
+    /// Counts changes of the service table (services, destinations): the data plane
+    /// compares it to know when to re-derive what it installed (e.g. steering rules).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     // ---- lookups -------------------------------------------------------------------
@@ -238,6 +246,7 @@ impl Engine {
 
     /// Adds a service (`ipvsadm -A`).
     pub fn add_service(&mut self, config: ServiceConfig) -> Result<ServiceId, ConfigError> {
+        self.generation += 1;
         config.validate()?;
         if self.find_service(&config.key).is_some() {
             return Err(ConfigError::ServiceExists);
@@ -271,6 +280,7 @@ impl Engine {
     /// Changes a service's scheduler, persistence and flags (`ipvsadm -E`). Existing
     /// connections keep their destinations.
     pub fn edit_service(&mut self, config: ServiceConfig) -> Result<ServiceId, ConfigError> {
+        self.generation += 1;
         config.validate()?;
         let id = self.find_service(&config.key).ok_or(ConfigError::NoSuchService)?;
         let Engine { services, dests, .. } = self;
@@ -286,6 +296,7 @@ impl Engine {
     /// Deletes a service and its destinations (`ipvsadm -D`). Connections stay until they
     /// expire; their packets are handled per expire_nodest_conn.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), ConfigError> {
+        self.generation += 1;
         let id = self.find_service(key).ok_or(ConfigError::NoSuchService)?;
         let svc = self.services[id.0 as usize].take().ok_or(ConfigError::NoSuchService)?;
         self.free_services.push(id.0);
@@ -325,6 +336,7 @@ impl Engine {
     /// Adds a destination to a service (`ipvsadm -a`). A destination removed earlier but
     /// still used by connections is brought back (its counters continue).
     pub fn add_dest(&mut self, key: &ServiceKey, config: DestConfig) -> Result<DestId, ConfigError> {
+        self.generation += 1;
         let id = self.find_service(key).ok_or(ConfigError::NoSuchService)?;
         let svc_cfg = self.service(id).ok_or(ConfigError::NoSuchService)?.config.clone();
         config.validate(svc_cfg.key.family())?;
@@ -365,6 +377,7 @@ impl Engine {
 
     /// Changes a destination's weight, thresholds or method (`ipvsadm -e`).
     pub fn edit_dest(&mut self, key: &ServiceKey, config: DestConfig) -> Result<DestId, ConfigError> {
+        self.generation += 1;
         let id = self.find_service(key).ok_or(ConfigError::NoSuchService)?;
         let svc_cfg = self.service(id).ok_or(ConfigError::NoSuchService)?.config.clone();
         config.validate(svc_cfg.key.family())?;
@@ -382,6 +395,7 @@ impl Engine {
     /// Removes a destination from a service (`ipvsadm -d`). Its connections stay until they
     /// expire (packets for them follow expire_nodest_conn).
     pub fn delete_dest(&mut self, key: &ServiceKey, addr: std::net::IpAddr, port: u16) -> Result<(), ConfigError> {
+        self.generation += 1;
         let id = self.find_service(key).ok_or(ConfigError::NoSuchService)?;
         let svc_cfg = self.service(id).ok_or(ConfigError::NoSuchService)?.config.clone();
         // DR/TUN destinations were stored with the virtual port; find either form.
