@@ -10,3 +10,4 @@
 
 pub mod io;
 pub mod nexthop;
+pub mod pipeline;
