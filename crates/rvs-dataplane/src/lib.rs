@@ -16,4 +16,5 @@ pub mod afpacket;
 pub mod io;
 pub mod kernel_nexthops;
 pub mod nexthop;
+pub mod pipeline;
 pub mod steer;
