@@ -76,7 +76,11 @@ fn steering_spec(engine: &Engine, interfaces: &[String], local: &[IpAddr]) -> St
                 spec.services.push(SteeredService { protocol, addr, port });
                 for (_, d) in engine.dests_of(id) {
                     if d.config.method == ForwardMethod::Masquerade {
-                        spec.nat_real_servers.push(SteeredRealServer { protocol, addr: d.config.addr, port: d.config.port });
+                        spec.nat_real_servers.push(SteeredRealServer {
+                            protocol,
+                            addr: d.config.addr,
+                            port: d.config.port,
+                        });
                     }
                 }
             }
@@ -196,7 +200,11 @@ impl Worker {
         if spec != self.spec {
             match self.steering.update(spec.clone()) {
                 Ok(()) => {
-                    info!(services = spec.services.len(), nat_real_servers = spec.nat_real_servers.len(), "steering updated");
+                    info!(
+                        services = spec.services.len(),
+                        nat_real_servers = spec.nat_real_servers.len(),
+                        "steering updated"
+                    );
                     self.spec = spec;
                 }
                 Err(e) => warn!(error = %e, "updating the steering rules failed; keeping the old ones"),
