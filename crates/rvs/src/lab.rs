@@ -92,7 +92,13 @@ fn rvsd_config(d: &LabDescription, scheduler: &str, socket: &Path) -> Result<Str
 impl LabRun {
     /// Builds the lab for `method` and starts rvsd on its director with `scheduler`.
     pub fn start(method: Method, scheduler: &str) -> Result<LabRun> {
-        let exe = std::env::current_exe().context("locating the rvs binary")?;
+        LabRun::start_with(method, scheduler, "")
+    }
+
+    /// Like [`LabRun::start`], with `extra` appended to the rvsd configuration (e.g. a
+    /// `[sysctl]` table).
+    pub fn start_with(method: Method, scheduler: &str, extra: &str) -> Result<LabRun> {
+        let exe = sibling_binary("rvs")?;
         let rvsd = sibling_binary("rvsd")?;
         let mut spec = TopologySpec::new(method);
         spec.director_mode = DirectorMode::External;
@@ -101,7 +107,8 @@ impl LabRun {
         let d = lab.description().clone();
         let socket = d.work_dir.join("rvsd.sock");
         let config = d.work_dir.join("rvsd.toml");
-        std::fs::write(&config, rvsd_config(&d, scheduler, &socket)?).context("writing the rvsd configuration")?;
+        let text = format!("{}\n{extra}", rvsd_config(&d, scheduler, &socket)?);
+        std::fs::write(&config, text).context("writing the rvsd configuration")?;
         let mut run = LabRun { lab: Some(lab), rvsd: None, socket, config, tun_real_servers: Vec::new(), exe };
         if method == Method::Tun {
             for rs in &d.real_servers {
@@ -203,18 +210,25 @@ impl LabRun {
         };
         let mut args: Vec<String> =
             ["netns", "exec", &d.client.netns, "curl", "-s", "-m", "3"].iter().map(ToString::to_string).collect();
-        args.extend(["-H".into(), "Connection: close".into(), "-w".into(), "|%{http_code}\\n".into()]);
+        args.extend(["-H".into(), "Connection: close".into()]);
         args.extend(std::iter::repeat_n(url, n));
         let out = Command::new("ip").args(&args).output().context("running curl in the client namespace")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        // Each response is "<body>|<code>\n"; bodies are the server name and a newline.
-        let mut names: Vec<String> = text
-            .split('|')
-            .filter_map(|chunk| chunk.trim_start_matches(|c: char| c.is_ascii_digit()).trim().split_whitespace().last())
-            .map(ToString::to_string)
+        // Each real server answers its name on a line of its own ("rs1").
+        let names = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("rs"))
+            .map(String::from)
             .collect();
-        names.retain(|s| s.starts_with("rs"));
         Ok(names)
+    }
+
+    /// Applies commands as one transaction.
+    pub fn apply(&self, commands: Vec<ApiCommand>) -> Result<()> {
+        match self.call(&Request::Apply { commands })? {
+            Response::Applied => Ok(()),
+            other => bail!("rvsd refused the change: {other:?}"),
+        }
     }
 
     /// Stops rvsd and removes everything.

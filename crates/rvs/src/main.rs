@@ -2,8 +2,6 @@
 //! clients and prints how each scheduler spreads connections; `rvs realserver` sets up and
 //! checks a real server (VIP on lo, ARP sysctls, TUN decapsulator).
 
-mod lab;
-
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -21,7 +19,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("demo") => demo(args.get(1).map(|s| s.parse()).transpose().context("connection count")?.unwrap_or(600)),
-        Some("lab") => std::process::exit(lab::main(&args[1..])?),
+        Some("lab") => std::process::exit(rvs::lab::main(&args[1..])?),
         Some("realserver") => std::process::exit(rvs_realserver::main_args(&args[1..])?),
         Some("-h" | "--help") | None => {
             println!("usage: rvs lab up [dr|nat|tun] | status | down | demo  a cluster in network namespaces");

@@ -1,0 +1,4 @@
+//! The `rvs` command's library: the lab that runs rvs in network namespaces ([`lab`]), shared
+//! by the `rvs lab` subcommands and the end-to-end tests.
+
+pub mod lab;
