@@ -224,6 +224,23 @@ impl Config {
         Config::parse(&source, &file)
     }
 
+    /// Like [`Config::load`], and also checks that the `[director] interfaces` exist on this
+    /// host (in this network namespace), with the line of an unknown one.
+    pub fn load_for_host(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let config = Config::load(path)?;
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).unwrap_or_default();
+        validate::check_interfaces(&source, &file, |name| Path::new("/sys/class/net").join(name).exists())?;
+        Ok(config)
+    }
+
+    /// [`Config::load_for_host`]'s interface check on a source text, with `exists` telling
+    /// which interface names exist.
+    pub fn check_interfaces(source: &str, file: &str, exists: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        validate::check_interfaces(source, file, exists)
+    }
+
     /// The state this configuration describes.
     pub fn table(&self) -> TableSpec {
         TableSpec { services: self.services.clone(), timeouts: self.timeouts, sync_daemons: self.sync_daemons.clone() }

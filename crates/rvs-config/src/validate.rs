@@ -656,3 +656,35 @@ mod tests {
         assert_eq!(parse_host_port("example.com:80"), None);
     }
 }
+
+/// Checks that every `[director] interfaces` entry of `source` names an interface for which
+/// `exists` is true, pointing at the entry's line when one does not.
+pub(crate) fn check_interfaces(source: &str, file: &str, exists: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+    let ctx = Ctx { source, file };
+    let raw: RawConfig = toml::from_str(source).map_err(|e| ctx.toml_error(&e, false))?;
+    let Some(d) = raw.director else { return Ok(()) };
+    for (i, name) in d.get_ref().interfaces.iter().enumerate() {
+        if !exists(name.get_ref()) {
+            return Err(ctx.invalid(
+                name.span(),
+                format!("director.interfaces[{i}]"),
+                format!("no interface `{}' on this host", name.get_ref()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod interface_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_interfaces_are_refused_with_their_line() {
+        let source = "[director]\ninterfaces = [\"eth0\",\n  \"nope0\"]\n";
+        assert_eq!(check_interfaces(source, "f.toml", |_| true), Ok(()));
+        let e = check_interfaces(source, "f.toml", |n| n == "eth0").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (3, "director.interfaces[1]"));
+        assert_eq!(e.to_string(), "f.toml:3:3: director.interfaces[1]: no interface `nope0' on this host");
+    }
+}
