@@ -238,6 +238,21 @@ impl LabRun {
         self.shutdown()
     }
 
+    /// Stops rvsd only (SIGTERM; the lab stays up). Returns rvsd's exit status.
+    pub fn stop_rvsd(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        let Some(mut c) = self.rvsd.take() else { return Ok(None) };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(status) = c.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        bail!("rvsd did not stop within 5 s of SIGTERM")
+    }
+
     fn shutdown(&mut self) -> Result<()> {
         if let Some(mut c) = self.rvsd.take() {
             // `ip netns exec` passes signals on; SIGTERM lets rvsd remove its steering rules.

@@ -62,6 +62,18 @@ fn every_method_serves_the_vip_over_ipv4_and_ipv6_and_rr_spreads_evenly() {
             let names = run.http(vip, 30).unwrap();
             assert_eq!(spread(&names), [10, 10, 10], "{method:?} {vip}: {names:?}\nrvsd log:\n{}", run.log());
         }
+        // rvsd installed its steering table in the director; SIGTERM removes it.
+        let director = run.description().directors[0].netns.clone();
+        let tables = || {
+            let out =
+                std::process::Command::new("ip").args(["netns", "exec", &director, "nft", "list", "tables"]).output();
+            String::from_utf8_lossy(&out.unwrap().stdout).to_string()
+        };
+        assert!(tables().contains("rvs_"), "{method:?}: steering table installed: {}", tables());
+        let mut run = run;
+        let status = run.stop_rvsd().unwrap().expect("rvsd was running");
+        assert!(status.success(), "rvsd exits 0 on SIGTERM: {status}");
+        assert!(!tables().contains("rvs_"), "{method:?}: steering removed on stop: {}", tables());
         run.stop().unwrap();
     }
 }
