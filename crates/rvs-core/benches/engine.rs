@@ -42,8 +42,9 @@ fn request<'r>(client: u32, rng: &'r mut SplitMix64) -> SchedRequest<'r> {
         protocol: Protocol::Tcp,
         client: IpAddr::V4(Ipv4Addr::from(0xC613_0000 | (client & 0xFFFF))),
         client_port: (client >> 7) as u16,
-        // lblc/lblcr/dh hash the destination address: spread it like cache-cluster traffic.
-        vaddr: IpAddr::V4(Ipv4Addr::from(0xC612_0000 | (client >> 16))),
+        // lblc/lblcr/dh hash the destination address: spread it like cache-cluster traffic over
+        // 4096 destinations (the kernel's lblc table holds up to 16 K).
+        vaddr: IpAddr::V4(Ipv4Addr::from(0xC612_0000 | ((client >> 16) & 0xFFF))),
         vport: 80,
         flags: SchedFlags::NONE,
         now: Instant::ZERO,

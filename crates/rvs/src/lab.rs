@@ -31,7 +31,9 @@ pub struct LabRun {
     exe: PathBuf,
 }
 
-fn sibling_binary(name: &str) -> Result<PathBuf> {
+/// A program built next to this one (`rvsd`, `rvsadm`, `rvs`): in the same directory, or one
+/// up when running from `target/<profile>/deps` (tests).
+pub fn sibling_binary(name: &str) -> Result<PathBuf> {
     let me = std::env::current_exe().context("locating the rvs binary")?;
     let dir = me.parent().context("rvs binary has no directory")?;
     // Test binaries live in target/<profile>/deps; the programs one level up.
