@@ -55,9 +55,8 @@ fn method_word(m: Method) -> &'static str {
     }
 }
 
-/// The rvsd configuration for a lab: the director forwards on its LAN interface (and its
-/// private one for NAT); one TCP service on port 80 and one UDP service on port 53 per family.
-fn rvsd_config(d: &LabDescription, scheduler: &str, socket: &Path) -> Result<String> {
+/// The rvsd configuration for a lab: the `[director]` section, then `services`.
+fn rvsd_config(d: &LabDescription, socket: &Path, services: &str) -> Result<String> {
     let director = d.directors.first().context("lab has no director")?;
     let mut interfaces = Vec::new();
     let mut addresses = Vec::new();
@@ -68,10 +67,28 @@ fn rvsd_config(d: &LabDescription, scheduler: &str, socket: &Path) -> Result<Str
             addresses.push(format!("\"{}\"", i.addr.v6));
         }
     }
-    let method = method_word(d.spec.method);
     let mut text = String::new();
     let _ = writeln!(text, "[director]\ninterfaces = [{}]", interfaces.join(", "));
     let _ = writeln!(text, "addresses = [{}]\nsocket = \"{}\"\n", addresses.join(", "), socket.display());
+    text.push_str(services);
+    Ok(text)
+}
+
+/// The address of real server `index` (0-based) that the director reaches it by (on the
+/// private segment for NAT, the LAN otherwise), as written in a configuration: IPv6 in
+/// brackets.
+pub fn real_server_address(d: &LabDescription, index: usize, v4: bool) -> Result<String> {
+    let seg = if d.spec.method == Method::Nat { Segment::Private } else { Segment::Lan };
+    let rs = d.real_servers.get(index).context("no such real server")?;
+    let i = rs.interface(seg).context("real server without an interface on its segment")?;
+    Ok(if v4 { i.addr.v4.to_string() } else { format!("[{}]", i.addr.v6) })
+}
+
+/// The default services: one TCP service on the HTTP port and one UDP service on the UDP
+/// port per family, every real server behind each by the lab's method.
+fn default_services(d: &LabDescription, scheduler: &str) -> Result<String> {
+    let method = method_word(d.spec.method);
+    let mut text = String::new();
     for vip in d.vip.both() {
         let host = match vip {
             IpAddr::V4(a) => a.to_string(),
@@ -80,10 +97,8 @@ fn rvsd_config(d: &LabDescription, scheduler: &str, socket: &Path) -> Result<Str
         for (proto, port) in [("tcp", d.http_port), ("udp", d.udp_port)] {
             let _ = writeln!(text, "[[service]]\nvip = \"{host}:{port}\"\nprotocol = \"{proto}\"");
             let _ = writeln!(text, "scheduler = \"{scheduler}\"\n");
-            for rs in &d.real_servers {
-                let seg = if d.spec.method == Method::Nat { Segment::Private } else { Segment::Lan };
-                let i = rs.interface(seg).context("real server without an interface on its segment")?;
-                let addr = if vip.is_ipv4() { i.addr.v4.to_string() } else { format!("[{}]", i.addr.v6) };
+            for index in 0..d.real_servers.len() {
+                let addr = real_server_address(d, index, vip.is_ipv4())?;
                 let _ = writeln!(text, "[[service.real]]\naddress = \"{addr}:{port}\"\nmethod = \"{method}\"\n");
             }
         }
@@ -100,6 +115,16 @@ impl LabRun {
     /// Like [`LabRun::start`], with `extra` appended to the rvsd configuration (e.g. a
     /// `[sysctl]` table).
     pub fn start_with(method: Method, scheduler: &str, extra: &str) -> Result<LabRun> {
+        LabRun::start_configured(method, |d| Ok(format!("{}\n{extra}", default_services(d, scheduler)?)))
+    }
+
+    /// Builds the lab for `method` and starts rvsd with the services (and any other
+    /// configuration after `[director]`) that `services` writes for the lab built, instead of
+    /// the default ones.
+    pub fn start_configured(
+        method: Method,
+        services: impl FnOnce(&LabDescription) -> Result<String>,
+    ) -> Result<LabRun> {
         let exe = sibling_binary("rvs")?;
         let rvsd = sibling_binary("rvsd")?;
         let mut spec = TopologySpec::new(method);
@@ -109,7 +134,7 @@ impl LabRun {
         let d = lab.description().clone();
         let socket = d.work_dir.join("rvsd.sock");
         let config = d.work_dir.join("rvsd.toml");
-        let text = format!("{}\n{extra}", rvsd_config(&d, scheduler, &socket)?);
+        let text = rvsd_config(&d, &socket, &services(&d)?)?;
         std::fs::write(&config, text).context("writing the rvsd configuration")?;
         let mut run = LabRun { lab: Some(lab), rvsd: None, socket, config, tun_real_servers: Vec::new(), exe };
         if method == Method::Tun {
@@ -205,10 +230,15 @@ impl LabRun {
     /// `n` HTTP requests from the client to `vip`, each on a new connection; the names of the
     /// real servers that answered, in order (an empty string for a failed request).
     pub fn http(&self, vip: IpAddr, n: usize) -> Result<Vec<String>> {
+        self.http_to(vip, self.description().http_port, n)
+    }
+
+    /// Like [`LabRun::http`], to port `port` of `vip`.
+    pub fn http_to(&self, vip: IpAddr, port: u16, n: usize) -> Result<Vec<String>> {
         let d = self.description();
         let url = match vip {
-            IpAddr::V4(a) => format!("http://{a}:{}/", d.http_port),
-            IpAddr::V6(a) => format!("http://[{a}]:{}/", d.http_port),
+            IpAddr::V4(a) => format!("http://{a}:{port}/"),
+            IpAddr::V6(a) => format!("http://[{a}]:{port}/"),
         };
         let mut args: Vec<String> =
             ["netns", "exec", &d.client.netns, "curl", "-s", "-m", "3"].iter().map(ToString::to_string).collect();

@@ -70,12 +70,22 @@ pub struct PassedCounters {
     pub no_connection: u64,
     /// Connections whose real server is this host (the Local method).
     pub local: u64,
+    /// Packets of a firewall-mark service's connection seen without their mark (AF_PACKET
+    /// taps frames before netfilter marks them): the kernel marks them and hands them over
+    /// again through NFQUEUE, where they are forwarded.
+    pub unmarked_fwmark: u64,
 }
 
 impl PassedCounters {
     /// Every frame passed.
     pub fn total(&self) -> u64 {
-        self.arp + self.unparsed + self.own_address + self.not_ours + self.no_connection + self.local
+        self.arp
+            + self.unparsed
+            + self.own_address
+            + self.not_ours
+            + self.no_connection
+            + self.local
+            + self.unmarked_fwmark
     }
 }
 
@@ -193,6 +203,40 @@ pub(crate) enum Outcome {
     Dropped(Dropped),
 }
 
+impl Outcome {
+    /// The kind of ending, without the reason.
+    pub(crate) fn fate(self) -> Fate {
+        match self {
+            Outcome::Forwarded(_) => Fate::Forwarded,
+            Outcome::Replied(_) => Fate::Replied,
+            Outcome::Passed(_) => Fate::Passed,
+            Outcome::Dropped(_) => Fate::Dropped,
+        }
+    }
+}
+
+/// What became of one received frame, as a backend that must tell the kernel (NFQUEUE
+/// verdicts) needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Rewritten and queued for transmission.
+    Forwarded,
+    /// Answered with an ICMP error the pipeline built (the frame itself goes nowhere).
+    Replied,
+    /// The kernel's business: rvs did nothing with it.
+    Passed,
+    /// Dropped by rvs.
+    Dropped,
+}
+
+impl Fate {
+    /// True if the kernel should go on with the packet (only [`Fate::Passed`]); rvs has dealt
+    /// with every other frame and the kernel's copy must be dropped.
+    pub fn kernel_keeps(self) -> bool {
+        self == Fate::Passed
+    }
+}
+
 /// Which forwarded counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Forwarded {
@@ -222,6 +266,7 @@ pub(crate) enum Passed {
     NotOurs,
     NoConnection,
     Local,
+    UnmarkedFwmark,
 }
 
 /// Which drop counter.
@@ -280,6 +325,7 @@ impl PipelineCounters {
                     Passed::NotOurs => &mut c.not_ours,
                     Passed::NoConnection => &mut c.no_connection,
                     Passed::Local => &mut c.local,
+                    Passed::UnmarkedFwmark => &mut c.unmarked_fwmark,
                 } += 1;
             }
             Outcome::Dropped(d) => {
