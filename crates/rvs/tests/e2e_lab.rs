@@ -62,6 +62,15 @@ fn every_method_serves_the_vip_over_ipv4_and_ipv6_and_rr_spreads_evenly() {
             let names = run.http(vip, 30).unwrap();
             assert_eq!(spread(&names), [10, 10, 10], "{method:?} {vip}: {names:?}\nrvsd log:\n{}", run.log());
         }
+        // The pipeline's counters are in rvsd's status (published every 100 ms).
+        std::thread::sleep(Duration::from_millis(300));
+        let Response::Status(status) = run.call(&Request::Status).unwrap() else { panic!("no status") };
+        let key = match method {
+            Method::Dr => "dataplane_forwarded_direct_route",
+            Method::Nat => "dataplane_forwarded_masquerade",
+            Method::Tun => "dataplane_forwarded_tunnel",
+        };
+        assert!(status.counters.get(key).copied().unwrap_or(0) >= 60, "{key}: {:?}", status.counters);
         // rvsd installed its steering table in the director; SIGTERM removes it.
         let director = run.description().directors[0].netns.clone();
         let tables = || {

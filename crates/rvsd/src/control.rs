@@ -63,6 +63,7 @@ pub struct Control {
     config_path: PathBuf,
     clock: Clock,
     counters: Counters,
+    dataplane_counters: Arc<Mutex<Vec<(String, u64)>>>,
 }
 
 /// Applies the sysctls of `new` that differ from `old` (all of them without `old`).
@@ -144,7 +145,14 @@ impl Control {
             config_path,
             clock,
             counters: Counters::default(),
+            dataplane_counters: Arc::default(),
         })
+    }
+
+    /// Where the data-plane worker publishes its counters (shown by `Status` as
+    /// `dataplane_<name>`).
+    pub fn dataplane_counters(&self) -> Arc<Mutex<Vec<(String, u64)>>> {
+        self.dataplane_counters.clone()
     }
 
     /// The engine.
@@ -287,6 +295,9 @@ impl Control {
         }
         for policy in [DefensePolicy::DropEntry, DefensePolicy::DropPacket, DefensePolicy::SecureTcp] {
             counters.insert(format!("{}_mode", policy.sysctl_name()), u64::from(engine.defense().mode(policy).value()));
+        }
+        for (name, v) in lock(&self.dataplane_counters).iter() {
+            counters.insert(format!("dataplane_{name}"), *v);
         }
         counters.insert("services".into(), engine.services().count() as u64);
         counters

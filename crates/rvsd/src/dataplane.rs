@@ -132,7 +132,12 @@ fn steering_spec(engine: &Engine, interfaces: &[String], local: &[IpAddr]) -> St
 
 /// Starts the packet worker on the configured interfaces, sharing `engine` with the control
 /// plane.
-pub fn start(engine: Arc<Mutex<Engine>>, config: &rvs_config::Config, clock: Clock) -> anyhow::Result<DataPlaneHandle> {
+pub fn start(
+    engine: Arc<Mutex<Engine>>,
+    config: &rvs_config::Config,
+    clock: Clock,
+    published: Arc<Mutex<Vec<(String, u64)>>>,
+) -> anyhow::Result<DataPlaneHandle> {
     let interfaces = config.director.interfaces.clone();
     let stop = Arc::new(AtomicBool::new(false));
     if interfaces.is_empty() {
@@ -177,8 +182,19 @@ pub fn start(engine: Arc<Mutex<Engine>>, config: &rvs_config::Config, clock: Clo
     let worker = std::thread::Builder::new()
         .name("rvsd-dataplane".into())
         .spawn(move || {
-            let mut state =
-                Worker { io, queue: None, nexthops, pipeline, steering, spec, generation, engine, clock, local };
+            let mut state = Worker {
+                io,
+                queue: None,
+                nexthops,
+                pipeline,
+                steering,
+                spec,
+                generation,
+                engine,
+                clock,
+                local,
+                published,
+            };
             state.set_queue(queue);
             state.run(&worker_stop, &worker_ifs);
         })
@@ -198,6 +214,8 @@ struct Worker {
     engine: Arc<Mutex<Engine>>,
     clock: Clock,
     local: Vec<IpAddr>,
+    /// Where the pipeline's counters are published for `Status`.
+    published: Arc<Mutex<Vec<(String, u64)>>>,
 }
 
 impl Worker {
@@ -227,6 +245,7 @@ impl Worker {
             if last_check.elapsed() >= Duration::from_millis(100) {
                 last_check = StdInstant::now();
                 self.follow_config(interfaces);
+                *lock(&self.published) = self.pipeline.counters().named();
             }
         }
         // Rules first (with `bypass`, a queue nobody listens to lets packets through), then

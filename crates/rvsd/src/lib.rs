@@ -92,7 +92,10 @@ impl Rvsd {
         let control = Control::new(engine.clone(), config.clone(), config_path.clone(), clock)
             .map_err(|e| anyhow::anyhow!("{}: the engine refused the configuration: {e}", config_path.display()))?;
         let control = Arc::new(control);
-        let mut dataplane = Some(dataplane::start(engine.clone(), &config, clock).context("starting the data plane")?);
+        let mut dataplane = Some(
+            dataplane::start(engine.clone(), &config, clock, control.dataplane_counters())
+                .context("starting the data plane")?,
+        );
         let stop = Arc::new(StopFlag::default());
         let socket_path = socket.path().to_path_buf();
         let threads = housekeeping::spawn(engine, clock, random_seed(), stop.clone())
