@@ -312,6 +312,26 @@ impl Drop for LabRun {
     }
 }
 
+/// For end-to-end tests: true if this process may create network namespaces (root). If not,
+/// a test must fail under CI=true (this panics then) and may skip otherwise (it says why).
+pub fn can_run_namespace_tests() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: end-to-end tests need root to create namespaces");
+    eprintln!("SKIPPED: not root, cannot create network namespaces");
+    false
+}
+
+/// How many answers came from rs1, rs2 and rs3.
+pub fn spread(names: &[String]) -> [usize; 3] {
+    let c = |n: &str| names.iter().filter(|x| x.as_str() == n).count();
+    [c("rs1"), c("rs2"), c("rs3")]
+}
+
 fn parse_method(s: &str) -> Result<Method> {
     Ok(match s {
         "dr" => Method::Dr,

@@ -12,27 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rvs::lab::{LabRun, real_server_address};
+use rvs::lab::{LabRun, can_run_namespace_tests, real_server_address, spread};
 use rvs_api::{ConnInfo, Request, Response, ServiceId};
 use rvs_lab::{LabDescription, Method};
-
-/// True if the test may run; false (after saying why) if it must be skipped.
-fn can_run() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: end-to-end tests need root to create namespaces");
-    eprintln!("SKIPPED: not root, cannot create network namespaces");
-    false
-}
-
-fn spread(names: &[String]) -> [usize; 3] {
-    let c = |n: &str| names.iter().filter(|x| x.as_str() == n).count();
-    [c("rs1"), c("rs2"), c("rs3")]
-}
 
 /// A `[[service]]` for `mark` (IPv6 if `v4` is false) with every real server of the lab by its
 /// method, on `port` (None: the packet's own port).
@@ -93,7 +75,7 @@ fn conns(run: &LabRun) -> Vec<ConnInfo> {
 
 #[test]
 fn dr_fwmark_services_spread_by_rr_over_ipv4_and_ipv6() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     let run = LabRun::start_configured(Method::Dr, |d| {
@@ -113,7 +95,7 @@ fn dr_fwmark_services_spread_by_rr_over_ipv4_and_ipv6() {
 
 #[test]
 fn nat_fwmark_service_answers_on_every_marked_port() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     // Real servers on port 80: NAT rewrites both virtual ports to nginx's.
@@ -189,7 +171,7 @@ impl Drop for ExtraPort {
 
 #[test]
 fn dr_fwmark_persistence_keeps_a_client_on_one_server_across_ports() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     // Real-server port 0: each packet keeps its port (80 to nginx, 8080 to the extra server).
