@@ -58,7 +58,12 @@ fn method_word(m: Method) -> &'static str {
 /// The rvsd configuration for a lab: the director forwards on its LAN interface (and its
 /// private one for NAT); one TCP service on port 80 and one UDP service on port 53 per family.
 fn rvsd_config(d: &LabDescription, scheduler: &str, socket: &Path) -> Result<String> {
-    let director = d.directors.first().context("lab has no director")?;
+    rvsd_config_for(d, 0, scheduler, socket)
+}
+
+/// [`rvsd_config`] for the director at `index` (0-based).
+pub(crate) fn rvsd_config_for(d: &LabDescription, index: usize, scheduler: &str, socket: &Path) -> Result<String> {
+    let director = d.directors.get(index).context("lab has no such director")?;
     let mut interfaces = Vec::new();
     let mut addresses = Vec::new();
     for seg in [Segment::Lan, Segment::Private] {
