@@ -97,6 +97,7 @@ impl Rvsd {
         let mut dataplane = Some(dataplane::start(engine.clone(), &config, clock).context("starting the data plane")?);
         let stop = Arc::new(StopFlag::default());
         let socket_path = socket.path().to_path_buf();
+        let engine_for_failover = engine.clone();
         let threads = housekeeping::spawn(engine, clock, random_seed(), stop.clone())
             .and_then(|h| Ok((h, Server::start(socket, control.clone(), limits)?)));
         let (housekeeping, mut server) = match threads {
@@ -110,7 +111,7 @@ impl Rvsd {
             }
         };
         // Failover last: a director takes part in VRRP only once it can serve.
-        let failover = match failover::FailoverHandle::start(&config, clock) {
+        let failover = match failover::FailoverHandle::start(&config, engine_for_failover, clock) {
             Ok(f) => f,
             Err(e) => {
                 stop.stop();

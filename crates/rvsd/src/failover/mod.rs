@@ -7,12 +7,13 @@
 //! system calls socket2 does not wrap), [`addrs`] (`ip` address changes), [`track`] (ping
 //! and script probes), [`notify`] (transition commands), [`stats`] (counters for `Status`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
 use rvs_config::Config;
+use rvs_core::engine::Engine;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
@@ -34,11 +35,13 @@ pub struct FailoverHandle {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     stats: Arc<FailoverStats>,
+    sync: Option<sync::SyncHandle>,
 }
 
 impl FailoverHandle {
-    /// Starts one thread per `[[vrrp]]` instance of `config` (none without instances).
-    pub fn start(config: &Config, clock: Clock) -> anyhow::Result<FailoverHandle> {
+    /// Starts one thread per `[[vrrp]]` instance of `config` (none without instances), and
+    /// connection sync (`[conn_sync]`) on `engine`.
+    pub fn start(config: &Config, engine: Arc<Mutex<Engine>>, clock: Clock) -> anyhow::Result<FailoverHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut runtimes = Vec::new();
         let mut instances = Vec::new();
@@ -50,7 +53,15 @@ impl FailoverHandle {
             runtimes.push((cfg.name.clone(), rt));
         }
         let stats = Arc::new(FailoverStats { instances, ..FailoverStats::default() });
-        let mut handle = FailoverHandle { stop: stop.clone(), threads: Vec::new(), stats };
+        let mut handle = FailoverHandle { stop: stop.clone(), threads: Vec::new(), stats: stats.clone(), sync: None };
+        if let Some(sc) = &config.conn_sync {
+            let followed = sc
+                .follow
+                .as_ref()
+                .map_or(stats.instances.first(), |name| stats.instances.iter().find(|(n, _)| n == name));
+            let role = followed.map(|(_, s)| s.clone()).context("conn_sync follows no instance")?;
+            handle.sync = Some(sync::SyncHandle::start(sc.clone(), engine, clock, role, stats.sync.clone())?);
+        }
         for (name, rt) in runtimes {
             let stop = stop.clone();
             let spawned = std::thread::Builder::new().name(format!("rvsd-vrrp-{name}")).spawn(move || rt.run(&stop));
@@ -74,6 +85,9 @@ impl FailoverHandle {
     }
 
     fn stop_threads(&mut self) {
+        if let Some(mut s) = self.sync.take() {
+            s.stop();
+        }
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads.drain(..) {
             if t.join().is_err() {
