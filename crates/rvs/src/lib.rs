@@ -2,4 +2,5 @@
 //! by the `rvs lab` subcommands and the end-to-end tests.
 
 pub mod failover_lab;
+pub mod import;
 pub mod lab;
