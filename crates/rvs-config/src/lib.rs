@@ -23,6 +23,8 @@ use rvs_core::engine::Tunables;
 
 mod diff;
 mod error;
+pub mod failover;
+pub mod import;
 mod raw;
 mod validate;
 
@@ -45,6 +47,10 @@ pub struct Config {
     pub timeouts: TimeoutsInfo,
     /// `[[sync_daemon]]`, in file order.
     pub sync_daemons: Vec<SyncDaemonSpec>,
+    /// `[[vrrp]]` failover instances, in file order.
+    pub vrrp: Vec<failover::VrrpInstance>,
+    /// `[conn_sync]`: connection sync between the directors.
+    pub conn_sync: Option<failover::ConnSync>,
 }
 
 /// `[director]`: the director itself.

@@ -20,6 +20,11 @@ pub(crate) struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     #[serde(default)]
     pub sync_daemon: Vec<Spanned<RawSyncDaemon>>,
+    // Failover (crate::failover).
+    #[serde(default)]
+    pub vrrp: Vec<Spanned<crate::failover::RawVrrp>>,
+    #[serde(default)]
+    pub conn_sync: Option<Spanned<crate::failover::RawConnSync>>,
 }
 
 /// `[director]`.

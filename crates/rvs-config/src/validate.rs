@@ -101,6 +101,8 @@ fn friendly_message(message: &str) -> String {
         "expected a number of seconds (1..2678400) or true".to_string()
     } else if message.contains("untagged enum RawNetmask") {
         "expected a dotted IPv4 netmask (\"255.255.255.0\") or an IPv6 prefix length (64)".to_string()
+    } else if message.contains("untagged enum RawSeconds") {
+        "expected a number of seconds (e.g. 1 or 0.05)".to_string()
     } else if message.contains("untagged enum RawSwitch") {
         "expected true/false or 1/0".to_string()
     } else {
@@ -159,7 +161,10 @@ pub(crate) fn parse(source: &str, file: &str) -> Result<Config, ConfigError> {
         roles.insert(spec.role, ctx.line_of(&d.span()));
         sync_daemons.push(spec);
     }
-    Ok(Config { director, services, sysctl, timeouts, sync_daemons })
+    let loc = crate::failover::Locator { source, file };
+    let vrrp = crate::failover::vrrp_all(&loc, &raw.vrrp)?;
+    let conn_sync = raw.conn_sync.as_ref().map(|c| crate::failover::conn_sync(&loc, c, &vrrp)).transpose()?;
+    Ok(Config { director, services, sysctl, timeouts, sync_daemons, vrrp, conn_sync })
 }
 
 /// "TCP 198.18.0.1:80", "FWM 1", "FWM 1 IPv6": how ipvsadm lists a service.

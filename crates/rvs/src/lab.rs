@@ -57,7 +57,12 @@ fn method_word(m: Method) -> &'static str {
 
 /// The rvsd configuration for a lab: the `[director]` section, then `services`.
 fn rvsd_config(d: &LabDescription, socket: &Path, services: &str) -> Result<String> {
-    let director = d.directors.first().context("lab has no director")?;
+    rvsd_config_for(d, 0, socket, services)
+}
+
+/// [`rvsd_config`] for the director at `index` (0-based).
+pub(crate) fn rvsd_config_for(d: &LabDescription, index: usize, socket: &Path, services: &str) -> Result<String> {
+    let director = d.directors.get(index).context("lab has no such director")?;
     let mut interfaces = Vec::new();
     let mut addresses = Vec::new();
     for seg in [Segment::Lan, Segment::Private] {
@@ -86,7 +91,7 @@ pub fn real_server_address(d: &LabDescription, index: usize, v4: bool) -> Result
 
 /// The default services: one TCP service on the HTTP port and one UDP service on the UDP
 /// port per family, every real server behind each by the lab's method.
-fn default_services(d: &LabDescription, scheduler: &str) -> Result<String> {
+pub(crate) fn default_services(d: &LabDescription, scheduler: &str) -> Result<String> {
     let method = method_word(d.spec.method);
     let mut text = String::new();
     for vip in d.vip.both() {

@@ -64,6 +64,8 @@ pub struct Control {
     clock: Clock,
     counters: Counters,
     dataplane_counters: Arc<Mutex<Vec<(String, u64)>>>,
+    /// Failover counters, once failover started.
+    failover: std::sync::OnceLock<Arc<crate::failover::stats::FailoverStats>>,
 }
 
 /// Applies the sysctls of `new` that differ from `old` (all of them without `old`).
@@ -146,6 +148,7 @@ impl Control {
             clock,
             counters: Counters::default(),
             dataplane_counters: Arc::default(),
+            failover: std::sync::OnceLock::new(),
         })
     }
 
@@ -174,6 +177,11 @@ impl Control {
     pub fn running_config(&self) -> Config {
         let _engine = lock(&self.engine);
         lock(&self.state).config.clone()
+    }
+
+    /// Makes `Status` include the failover counters.
+    pub fn set_failover_stats(&self, stats: Arc<crate::failover::stats::FailoverStats>) {
+        let _ = self.failover.set(stats);
     }
 
     /// Counts a request the server could not parse.
@@ -303,6 +311,9 @@ impl Control {
         counters
             .insert("real_servers".into(), engine.services().map(|(id, _)| engine.dests_of(id).count() as u64).sum());
         counters.insert("uptime_seconds".into(), self.clock.now().as_millis() / 1000);
+        if let Some(f) = self.failover.get() {
+            counters.extend(f.counters());
+        }
         StatusInfo {
             protocol_version: rvs_api::PROTOCOL_VERSION,
             version: env!("CARGO_PKG_VERSION").to_string(),

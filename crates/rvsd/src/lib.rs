@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod dataplane;
+pub mod failover;
 pub mod housekeeping;
 pub mod logging;
 pub mod meminfo;
@@ -60,6 +61,7 @@ pub struct Rvsd {
     stop: Arc<StopFlag>,
     housekeeping: Option<JoinHandle<()>>,
     dataplane: Option<dataplane::DataPlaneHandle>,
+    failover: Option<failover::FailoverHandle>,
     socket_path: PathBuf,
 }
 
@@ -98,9 +100,10 @@ impl Rvsd {
         );
         let stop = Arc::new(StopFlag::default());
         let socket_path = socket.path().to_path_buf();
+        let engine_for_failover = engine.clone();
         let threads = housekeeping::spawn(engine, clock, random_seed(), stop.clone())
             .and_then(|h| Ok((h, Server::start(socket, control.clone(), limits)?)));
-        let (housekeeping, server) = match threads {
+        let (housekeeping, mut server) = match threads {
             Ok(t) => t,
             Err(e) => {
                 stop.stop();
@@ -110,8 +113,29 @@ impl Rvsd {
                 return Err(e);
             }
         };
+        // Failover last: a director takes part in VRRP only once it can serve.
+        let failover = match failover::FailoverHandle::start(&config, engine_for_failover, clock) {
+            Ok(f) => f,
+            Err(e) => {
+                stop.stop();
+                server.stop();
+                if let Some(dp) = dataplane.take() {
+                    dp.stop();
+                }
+                return Err(e);
+            }
+        };
+        control.set_failover_stats(failover.stats());
         info!(config = %config_path.display(), socket = %socket_path.display(), "rvsd started");
-        Ok(Rvsd { control, server, stop, housekeeping: Some(housekeeping), dataplane, socket_path })
+        Ok(Rvsd {
+            control,
+            server,
+            stop,
+            housekeeping: Some(housekeeping),
+            dataplane,
+            failover: Some(failover),
+            socket_path,
+        })
     }
 
     /// Binds `socket` and starts: the usual way to start in tests.
@@ -178,6 +202,10 @@ impl Rvsd {
     }
 
     fn shutdown(&mut self) {
+        // Failover first: a master resigns (priority 0) while it can still serve.
+        if let Some(f) = self.failover.take() {
+            f.stop();
+        }
         if let Some(dp) = self.dataplane.take() {
             dp.stop();
         }
