@@ -119,8 +119,14 @@ impl LabRun {
 
     /// Like [`LabRun::start`], with `extra` appended to the rvsd configuration (e.g. a
     /// `[sysctl]` table).
+    ///
+    /// Unless `extra` has its own `[sysctl]` table, the lab sets `conn_reuse_mode = 3`: a SYN
+    /// from a client port whose earlier DR/TUN connection is still in FIN_WAIT opens a new,
+    /// newly scheduled connection (with the kernel's default 1 it rides the old one, so a
+    /// reused port would skew the spreads the demo and the tests show).
     pub fn start_with(method: Method, scheduler: &str, extra: &str) -> Result<LabRun> {
-        LabRun::start_configured(method, |d| Ok(format!("{}\n{extra}", default_services(d, scheduler)?)))
+        let sysctl = if extra.contains("[sysctl]") { "" } else { "[sysctl]\nconn_reuse_mode = 3\n" };
+        LabRun::start_configured(method, |d| Ok(format!("{}\n{extra}\n{sysctl}", default_services(d, scheduler)?)))
     }
 
     /// Builds the lab for `method` and starts rvsd with the services (and any other
