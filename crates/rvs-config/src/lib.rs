@@ -23,11 +23,13 @@ use rvs_core::engine::Tunables;
 
 mod diff;
 mod error;
+pub mod health;
 mod raw;
 mod validate;
 
 pub use diff::{diff, diff_tables};
 pub use error::{ConfigError, ErrorKind};
+pub use health::{HealthPlan, HealthSettings, RealHealth, ServiceHealth};
 pub use raw::LogLevel;
 pub use validate::describe_service;
 
@@ -45,6 +47,8 @@ pub struct Config {
     pub timeouts: TimeoutsInfo,
     /// `[[sync_daemon]]`, in file order.
     pub sync_daemons: Vec<SyncDaemonSpec>,
+    /// `[health]`, `[service.health]` and `[[service.real.check]]`.
+    pub health: HealthPlan,
 }
 
 /// `[director]`: the director itself.

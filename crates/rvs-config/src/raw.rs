@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     #[serde(default)]
     pub sync_daemon: Vec<Spanned<RawSyncDaemon>>,
+    #[serde(default)]
+    pub health: Option<Spanned<crate::health::RawHealthSettings>>,
 }
 
 /// `[director]`.
@@ -110,6 +112,8 @@ pub(crate) struct RawService {
     pub pe: Option<Spanned<String>>,
     #[serde(default)]
     pub real: Vec<Spanned<RawReal>>,
+    #[serde(default)]
+    pub health: Option<Spanned<crate::health::RawServiceHealth>>,
 }
 
 /// Forwarding method names.
@@ -161,6 +165,8 @@ pub(crate) struct RawReal {
     pub tun_port: Option<Spanned<u16>>,
     #[serde(default)]
     pub tun_csum: Option<Spanned<RawTunCsum>>,
+    #[serde(default)]
+    pub check: Vec<Spanned<rvs_health::CheckConfig>>,
 }
 
 /// A sysctl switch: `true`/`false` or `1`/`0`, as written to /proc/sys.
