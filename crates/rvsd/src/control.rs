@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use rvs_api::convert::{conns_of, table_of};
 use rvs_api::{ApiError, Command, Request, Response, ServiceId, StatusInfo, SyncDaemonSpec, TimeoutsInfo};
@@ -63,6 +63,8 @@ pub struct Control {
     config_path: PathBuf,
     clock: Clock,
     counters: Counters,
+    /// Health checking, once started: reloads and drain requests go through it.
+    health: OnceLock<Arc<crate::health::HealthPlane>>,
 }
 
 /// Applies the sysctls of `new` that differ from `old` (all of them without `old`).
@@ -144,6 +146,7 @@ impl Control {
             config_path,
             clock,
             counters: Counters::default(),
+            health: OnceLock::new(),
         })
     }
 
@@ -201,11 +204,27 @@ impl Control {
                 return Err(ApiError::new("invalid", e.to_string()));
             }
         };
+        match self.health.get() {
+            // Health decides what the new configuration's real servers look like in the table.
+            Some(health) => health.reload(&new, |target| self.install(new.clone(), target)),
+            None => self.install(new.clone(), new.table()),
+        }
+    }
+
+    /// Routes reloads and drain requests through health checking from now on.
+    pub fn set_health(&self, health: Arc<crate::health::HealthPlane>) {
+        let _ = self.health.set(health);
+    }
+
+    /// Applies the difference between the running table and `target` (what `new` should look
+    /// like) as one transaction, then makes `new` the running configuration.
+    fn install(&self, new: Config, target: TableSpec) -> Result<usize, ApiError> {
+        let path = self.config_path.display().to_string();
         let mut engine = lock(&self.engine);
         let mut state = lock(&self.state);
         let current =
             TableSpec::from_listing(&table_of(&engine, CONN_TAB_SIZE), timeouts_of(&engine), state.daemons.clone());
-        let commands = diff_tables(&current, &new.table());
+        let commands = diff_tables(&current, &target);
         if let Err(e) = transaction::run(&mut engine, &mut state.daemons, &commands, self.clock.now()) {
             bump(&self.counters.reloads_refused);
             error!(%path, index = ?e.command_index, error = %e, "reload refused; the running configuration is unchanged");
@@ -246,6 +265,14 @@ impl Control {
                 Err(e) => Response::Error(e),
             },
             Request::Status => Response::Status(self.status()),
+            Request::SetDrain { service, addr, port, drain } => match self.health.get() {
+                Some(h) => match h.set_drain(self, service, addr, port, drain) {
+                    Ok(()) => Response::Applied,
+                    Err(e) => Response::Error(e),
+                },
+                None => Response::Error(ApiError::new("unsupported", "health checking is not running")),
+            },
+            Request::Health => Response::Health { reals: self.health.get().map(|h| h.list()).unwrap_or_default() },
         }
     }
 

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod dataplane;
+pub mod health;
 pub mod housekeeping;
 pub mod logging;
 pub mod meminfo;
@@ -60,6 +61,7 @@ pub struct Rvsd {
     stop: Arc<StopFlag>,
     housekeeping: Option<JoinHandle<()>>,
     dataplane: Option<dataplane::DataPlaneHandle>,
+    health: Option<health::HealthRunner>,
     socket_path: PathBuf,
 }
 
@@ -97,7 +99,15 @@ impl Rvsd {
         let socket_path = socket.path().to_path_buf();
         let threads = housekeeping::spawn(engine, clock, random_seed(), stop.clone())
             .and_then(|h| Ok((h, Server::start(socket, control.clone(), limits)?)));
-        let (housekeeping, server) = match threads {
+        let threads = threads.and_then(|(h, server)| match health::start(&control, &config, config_path.clone()) {
+            Ok(runner) => Ok((h, server, runner)),
+            Err(e) => {
+                let mut server = server;
+                server.stop();
+                Err(e.context("starting health checking"))
+            }
+        });
+        let (housekeeping, server, health) = match threads {
             Ok(t) => t,
             Err(e) => {
                 stop.stop();
@@ -108,7 +118,15 @@ impl Rvsd {
             }
         };
         info!(config = %config_path.display(), socket = %socket_path.display(), "rvsd started");
-        Ok(Rvsd { control, server, stop, housekeeping: Some(housekeeping), dataplane, socket_path })
+        Ok(Rvsd {
+            control,
+            server,
+            stop,
+            housekeeping: Some(housekeeping),
+            dataplane,
+            health: Some(health),
+            socket_path,
+        })
     }
 
     /// Binds `socket` and starts: the usual way to start in tests.
@@ -175,6 +193,9 @@ impl Rvsd {
     }
 
     fn shutdown(&mut self) {
+        if let Some(h) = self.health.take() {
+            h.stop();
+        }
         if let Some(dp) = self.dataplane.take() {
             dp.stop();
         }
