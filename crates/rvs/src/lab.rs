@@ -100,6 +100,12 @@ impl LabRun {
     /// Like [`LabRun::start`], with `extra` appended to the rvsd configuration (e.g. a
     /// `[sysctl]` table).
     pub fn start_with(method: Method, scheduler: &str, extra: &str) -> Result<LabRun> {
+        LabRun::start_edited(method, scheduler, |text| format!("{text}\n{extra}"))
+    }
+
+    /// Like [`LabRun::start`], with the generated rvsd configuration passed through `edit`
+    /// before rvsd reads it (e.g. to give a service a `[service.health]` block).
+    pub fn start_edited(method: Method, scheduler: &str, edit: impl FnOnce(String) -> String) -> Result<LabRun> {
         let exe = sibling_binary("rvs")?;
         let rvsd = sibling_binary("rvsd")?;
         let mut spec = TopologySpec::new(method);
@@ -109,7 +115,7 @@ impl LabRun {
         let d = lab.description().clone();
         let socket = d.work_dir.join("rvsd.sock");
         let config = d.work_dir.join("rvsd.toml");
-        let text = format!("{}\n{extra}", rvsd_config(&d, scheduler, &socket)?);
+        let text = edit(rvsd_config(&d, scheduler, &socket)?);
         std::fs::write(&config, text).context("writing the rvsd configuration")?;
         let mut run = LabRun { lab: Some(lab), rvsd: None, socket, config, tun_real_servers: Vec::new(), exe };
         if method == Method::Tun {
@@ -175,6 +181,11 @@ impl LabRun {
     /// What was built.
     pub fn description(&self) -> &LabDescription {
         self.lab.as_ref().map(Lab::description).expect("lab is up while the run lives")
+    }
+
+    /// The lab itself (to stop and start a real server's HTTP server).
+    pub fn lab(&self) -> &Lab {
+        self.lab.as_ref().expect("lab is up while the run lives")
     }
 
     /// The admin socket of this lab's rvsd.
