@@ -24,6 +24,7 @@ use rvs_core::engine::Tunables;
 mod diff;
 mod error;
 pub mod health;
+pub mod import;
 mod raw;
 mod validate;
 

@@ -21,10 +21,12 @@ fn main() -> Result<()> {
         Some("demo") => demo(args.get(1).map(|s| s.parse()).transpose().context("connection count")?.unwrap_or(600)),
         Some("lab") => std::process::exit(rvs::lab::main(&args[1..])?),
         Some("realserver") => std::process::exit(rvs_realserver::main_args(&args[1..])?),
+        Some("import") => std::process::exit(rvs::import::main(&args[1..])?),
         Some("-h" | "--help") | None => {
             println!("usage: rvs lab up [dr|nat|tun] | status | down | demo  a cluster in network namespaces");
             println!("       rvs demo [CONNECTIONS]                      run the engine demo (no network)");
             println!("       rvs realserver setup|check|teardown|decap ...  configure a real server (--help)");
+            println!("       rvs import ldirectord|piranha|keepalived FILE  convert to rvs TOML (stdout)");
             Ok(())
         }
         Some(other) => bail!("unknown command `{other}' (try `rvs --help')"),

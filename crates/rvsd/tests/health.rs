@@ -204,3 +204,26 @@ fn a_hanging_check_does_not_hold_up_the_others() {
     wait_until("a back", || weight(&rvsd, a.addr()) == Some(2));
     rvsd.stop();
 }
+
+#[test]
+fn imported_configurations_load_in_rvsd() {
+    use rvs_config::import::{Format, import};
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../rvs-config/tests/fixtures/import/");
+    for (format, file) in [
+        (Format::Ldirectord, "ldirectord-seed003.cf"),
+        (Format::Ldirectord, "ldirectord-seed002-web.cf"),
+        (Format::Ldirectord, "ldirectord-seed002-fwm.cf"),
+        (Format::Piranha, "piranha-seed000-lvs.cf"),
+        (Format::Keepalived, "keepalived-example.conf"),
+    ] {
+        let source = std::fs::read_to_string(format!("{fixtures}{file}")).unwrap();
+        let imported = import(format, &source, file).unwrap();
+        let dir = TempDir::new("import");
+        let rvsd = start(&dir, &imported.toml);
+        let expected = rvs_config::Config::parse(&imported.toml, file).unwrap();
+        assert_eq!(list(rvsd.socket_path()).services.len(), expected.services.len(), "{file}");
+        let checked: usize = expected.health.services.iter().map(|s| s.reals.len()).sum();
+        assert_eq!(health(&rvsd).iter().filter(|r| r.checked).count(), checked, "{file}: every real server checked");
+        rvsd.stop();
+    }
+}
