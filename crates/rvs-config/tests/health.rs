@@ -138,3 +138,18 @@ fn fwmark_real_servers_need_a_check_port() {
     let ok = format!("{src}[[service.real.check]]\ntype = \"http\"\nport = 80\n");
     assert!(parse(&ok).is_ok());
 }
+
+#[test]
+fn the_documented_health_example_loads() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md")).unwrap();
+    let section = &doc[doc.find("## Health checking").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let len = section[start..].find("```").unwrap();
+    let c = parse(&section[start..start + len]).unwrap();
+    let svc = &c.health.services[0];
+    assert!(matches!(&svc.reals[0].config.checks[..], [CheckConfig::Http(_)]));
+    assert!(
+        matches!(&svc.reals[1].config.checks[..], [CheckConfig::Tcp(t), CheckConfig::Ping(_)] if t.port == Some(8081))
+    );
+    assert!(c.health.settings.autoreload);
+}

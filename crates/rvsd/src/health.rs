@@ -34,7 +34,10 @@ use rvs_config::health::maintenance_entry;
 use rvs_config::{Config, HealthSettings, TableSpec, diff_tables};
 use rvs_health::check::service_text;
 use rvs_health::state::StartState;
-use rvs_health::{HealthEvent, HealthEventKind, Monitor, MonitorHandle, MonitorOptions, Policy, TargetSpec};
+use rvs_health::{
+    HealthEvent, HealthEventKind, Monitor, MonitorHandle, MonitorOptions, Observation, PassiveConfig, PassiveTracker,
+    Policy, Suspect, TargetSpec,
+};
 use tracing::{debug, error, info, warn};
 
 use crate::control::{CONN_TAB_SIZE, Control, lock};
@@ -114,6 +117,8 @@ impl Inner {
 
 enum Msg {
     Event(u64, HealthEvent),
+    /// A passive suspicion: run an active round for this real server now.
+    Probe(ServiceId, SocketAddr, String),
     Stop,
 }
 
@@ -123,12 +128,15 @@ enum Msg {
 pub struct HealthPlane {
     inner: Mutex<Inner>,
     events: Mutex<Sender<Msg>>,
+    /// Data-path observations; its own lock, so the data path never waits for the health state.
+    passive: Mutex<PassiveTracker<(ServiceId, SocketAddr)>>,
 }
 
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Msg::Event(g, e) => write!(f, "Event({g}, {e:?})"),
+            Msg::Probe(s, r, why) => write!(f, "Probe({s:?}, {r}, {why})"),
             Msg::Stop => write!(f, "Stop"),
         }
     }
@@ -430,6 +438,41 @@ impl HealthPlane {
             .collect()
     }
 
+    /// The passive hook: what the data path saw for a real server (a SYN forwarded, the
+    /// connection established, a RST in answer to a SYN, a UDP request with or without reply).
+    /// When failures pile up (3 within 5 s with no success) the server becomes suspect and its
+    /// checks run at once instead of at the next interval; repeated suspicions back off from 1 s
+    /// to 30 s. Cheap and never blocks on the health state or the engine, so the data path may
+    /// call it while holding the engine lock.
+    pub fn observe(&self, service: ServiceId, real: SocketAddr, observation: Observation) {
+        let suspect = lock(&self.passive).observe(&(service, real), observation, std::time::Instant::now());
+        if let Some(s) = suspect {
+            self.suspect(&s);
+        }
+    }
+
+    fn suspect(&self, s: &Suspect<(ServiceId, SocketAddr)>) {
+        let (service, real) = s.key;
+        let _ = lock(&self.events).send(Msg::Probe(service, real, s.reason.clone()));
+    }
+
+    /// Ages unanswered SYNs (a SYN with no answer within 1 s is a failure).
+    fn poll_passive(&self) {
+        let suspects = lock(&self.passive).poll(std::time::Instant::now());
+        for s in &suspects {
+            self.suspect(s);
+        }
+    }
+
+    /// Runs an active round for a suspect real server now.
+    fn probe(&self, service: ServiceId, real: SocketAddr, why: &str) {
+        let inner = lock(&self.inner);
+        if let Some(m) = &inner.monitor {
+            info!(service = %service_text(&service), %real, reason = why, "passive suspicion: checking now");
+            m.probe_now(service, real);
+        }
+    }
+
     /// Looks at the maintenance directory; feeds changes to the policies.
     fn poll_maintenance(&self, control: &Control) {
         let mut inner = lock(&self.inner);
@@ -515,6 +558,7 @@ pub fn start(control: &Arc<Control>, config: &Config, config_path: PathBuf) -> a
             dir_drains,
         }),
         events: Mutex::new(tx),
+        passive: Mutex::new(PassiveTracker::new(PassiveConfig::default())),
     });
     let checked = targets.len();
     let monitor =
@@ -555,6 +599,7 @@ fn event_loop(plane: &HealthPlane, control: &Control, rx: &Receiver<Msg>) {
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Event(generation, e) => plane.on_event(control, generation, &e),
+            Msg::Probe(service, real, why) => plane.probe(service, real, &why),
             Msg::Stop => break,
         }
     }
@@ -571,6 +616,7 @@ fn poll_loop(plane: &HealthPlane, control: &Control, config_path: &std::path::Pa
     while !stop.wait(POLL_TICK) {
         let now = std::time::Instant::now();
         let settings = lock(&plane.inner).settings.clone();
+        plane.poll_passive();
         if settings.maintenance_dir.is_some() && now >= next_maintenance {
             next_maintenance = now + settings.maintenance_interval;
             plane.poll_maintenance(control);

@@ -147,6 +147,11 @@ impl Rvsd {
         self.control.clock().now()
     }
 
+    /// Health checking (its passive hook: [`health::HealthPlane::observe`]).
+    pub fn health(&self) -> Option<Arc<health::HealthPlane>> {
+        self.health.as_ref().map(|h| h.plane().clone())
+    }
+
     /// The admin socket's path.
     pub fn socket_path(&self) -> &Path {
         &self.socket_path

@@ -227,3 +227,26 @@ fn imported_configurations_load_in_rvsd() {
         rvsd.stop();
     }
 }
+
+#[test]
+fn passive_failures_make_a_dead_server_leave_before_its_next_round() {
+    use rvs_health::Observation;
+    let dir = TempDir::new("passive");
+    let (mut a, b) = (Real::up(), Real::up());
+    // A round every 60 s: without the passive hook a death goes unnoticed for up to a minute.
+    let slow = "interval = 60\ntimeout = 0.2\nfall = 1\nrise = 1\nwarmup = false\n";
+    // Without warm-up the first rounds are spread evenly over the first interval: b (first)
+    // at once, a (second) 30 s after the start. So only the passive hook can take a out now.
+    let rvsd = start(&dir, &config(&[&b, &a], slow, ""));
+    assert_eq!(weight(&rvsd, a.addr()), Some(2));
+    a.kill();
+    let plane = rvsd.health().expect("health checking runs");
+    // What the data path would report: SYNs answered by RST (nothing listens any more).
+    for _ in 0..3 {
+        plane.observe(web(), a.addr(), Observation::SynForwarded);
+        plane.observe(web(), a.addr(), Observation::RstToSyn);
+    }
+    wait_until("a quiesced on the passive suspicion", || weight(&rvsd, a.addr()) == Some(0));
+    assert_eq!(weight(&rvsd, b.addr()), Some(2));
+    rvsd.stop();
+}
