@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that rvs needs to build, test and run its
 # network-namespace lab (rvs-lab): iproute2, nftables, ethtool, nginx, curl,
-# wrk, procps and ping. Idempotent: packages already installed are skipped,
+# wrk, procps, ping and keepalived. Idempotent: packages already installed are skipped,
 # and `apt-get update` runs at most once, only when something is missing.
 # Must run as root. Exits non-zero with a message on any failure.
 set -euo pipefail
@@ -15,6 +15,7 @@ PACKAGES=(
     wrk           # HTTP load generator for the benchmarks
     procps        # sysctl, ps
     iputils-ping  # ping
+    keepalived    # VRRP peer for the failover interop tests (started per namespace by the tests)
 )
 
 die() {
@@ -72,7 +73,7 @@ fi
 for pkg in "${missing[@]}"; do
     is_installed "$pkg" || die "$pkg is still not installed after apt-get install (log: $log)"
 done
-for tool in ip nft ethtool nginx curl wrk sysctl ping; do
+for tool in ip nft ethtool nginx curl wrk sysctl ping keepalived; do
     command -v "$tool" >/dev/null || die "$tool is not on PATH after installing packages"
 done
 rm -f "$log"

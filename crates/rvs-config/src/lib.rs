@@ -23,6 +23,7 @@ use rvs_core::engine::Tunables;
 
 mod diff;
 mod error;
+pub mod failover;
 pub mod health;
 pub mod import;
 mod raw;
@@ -50,6 +51,10 @@ pub struct Config {
     pub sync_daemons: Vec<SyncDaemonSpec>,
     /// `[health]`, `[service.health]` and `[[service.real.check]]`.
     pub health: HealthPlan,
+    /// `[[vrrp]]` failover instances, in file order.
+    pub vrrp: Vec<failover::VrrpInstance>,
+    /// `[conn_sync]`: connection sync between the directors.
+    pub conn_sync: Option<failover::ConnSync>,
 }
 
 /// `[director]`: the director itself.
@@ -227,6 +232,23 @@ impl Config {
             message: format!("cannot read: {e}"),
         })?;
         Config::parse(&source, &file)
+    }
+
+    /// Like [`Config::load`], and also checks that the `[director] interfaces` exist on this
+    /// host (in this network namespace), with the line of an unknown one.
+    pub fn load_for_host(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let config = Config::load(path)?;
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).unwrap_or_default();
+        validate::check_interfaces(&source, &file, |name| Path::new("/sys/class/net").join(name).exists())?;
+        Ok(config)
+    }
+
+    /// [`Config::load_for_host`]'s interface check on a source text, with `exists` telling
+    /// which interface names exist.
+    pub fn check_interfaces(source: &str, file: &str, exists: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        validate::check_interfaces(source, file, exists)
     }
 
     /// The state this configuration describes.

@@ -22,6 +22,11 @@ pub(crate) struct RawConfig {
     pub sync_daemon: Vec<Spanned<RawSyncDaemon>>,
     #[serde(default)]
     pub health: Option<Spanned<crate::health::RawHealthSettings>>,
+    // Failover (crate::failover).
+    #[serde(default)]
+    pub vrrp: Vec<Spanned<crate::failover::RawVrrp>>,
+    #[serde(default)]
+    pub conn_sync: Option<Spanned<crate::failover::RawConnSync>>,
 }
 
 /// `[director]`.

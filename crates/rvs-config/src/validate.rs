@@ -111,6 +111,8 @@ fn friendly_message(message: &str) -> String {
         "expected a number of seconds (1..2678400) or true".to_string()
     } else if message.contains("untagged enum RawNetmask") {
         "expected a dotted IPv4 netmask (\"255.255.255.0\") or an IPv6 prefix length (64)".to_string()
+    } else if message.contains("untagged enum RawSeconds") {
+        "expected a number of seconds (e.g. 1 or 0.05)".to_string()
     } else if message.contains("untagged enum RawSwitch") {
         "expected true/false or 1/0".to_string()
     } else {
@@ -176,7 +178,10 @@ pub(crate) fn parse(source: &str, file: &str) -> Result<Config, ConfigError> {
         None => crate::health::HealthSettings::default(),
     };
     let health = crate::health::HealthPlan { settings: health_settings, services: health_services };
-    Ok(Config { director, services, sysctl, timeouts, sync_daemons, health })
+    let loc = crate::failover::Locator { source, file };
+    let vrrp = crate::failover::vrrp_all(&loc, &raw.vrrp)?;
+    let conn_sync = raw.conn_sync.as_ref().map(|c| crate::failover::conn_sync(&loc, c, &vrrp)).transpose()?;
+    Ok(Config { director, services, sysctl, timeouts, sync_daemons, health, vrrp, conn_sync })
 }
 
 /// "TCP 198.18.0.1:80", "FWM 1", "FWM 1 IPv6": how ipvsadm lists a service.
@@ -671,5 +676,37 @@ mod tests {
         assert_eq!(parse_host_port("fd00::1"), Some((v6, None)));
         assert_eq!(parse_host_port("198.18.0.1:99999"), None);
         assert_eq!(parse_host_port("example.com:80"), None);
+    }
+}
+
+/// Checks that every `[director] interfaces` entry of `source` names an interface for which
+/// `exists` is true, pointing at the entry's line when one does not.
+pub(crate) fn check_interfaces(source: &str, file: &str, exists: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+    let ctx = Ctx { source, file };
+    let raw: RawConfig = toml::from_str(source).map_err(|e| ctx.toml_error(&e, false))?;
+    let Some(d) = raw.director else { return Ok(()) };
+    for (i, name) in d.get_ref().interfaces.iter().enumerate() {
+        if !exists(name.get_ref()) {
+            return Err(ctx.invalid(
+                name.span(),
+                format!("director.interfaces[{i}]"),
+                format!("no interface `{}' on this host", name.get_ref()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod interface_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_interfaces_are_refused_with_their_line() {
+        let source = "[director]\ninterfaces = [\"eth0\",\n  \"nope0\"]\n";
+        assert_eq!(check_interfaces(source, "f.toml", |_| true), Ok(()));
+        let e = check_interfaces(source, "f.toml", |n| n == "eth0").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (3, "director.interfaces[1]"));
+        assert_eq!(e.to_string(), "f.toml:3:3: director.interfaces[1]: no interface `nope0' on this host");
     }
 }

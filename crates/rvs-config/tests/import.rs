@@ -1,145 +1,132 @@
-//! `rvs import`: the seeds' ldirectord and piranha examples (and a keepalived example) convert
-//! to rvs TOML that loads, with the values the old tools meant, and every dropped directive is
-//! reported with its line.
+//! Importers: heartbeat and keepalived configurations as in the seeds become `[[vrrp]]`
+//! tables that parse, mean what the originals meant, and list what could not be mapped.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use rvs_api::{MethodSpec, Proto, ServiceId};
 use rvs_config::Config;
-use rvs_config::import::{Format, Imported, import};
-use rvs_health::CheckConfig;
-use rvs_health::config::{OnDown, SorryMethod};
-use rvs_health::state::StartState;
+use rvs_config::failover::{ProbeKind, VrrpAuth, VrrpVersion};
+use rvs_config::import::{heartbeat, keepalived};
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/import/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
+const HA_CF: &str = "\
+# seed-style ha.cf
+keepalive 2
+deadtime 10
+warntime 5
+initdead 120
+udpport 694
+bcast eth1
+auto_failback off
+node director1
+node director2
+ping 192.168.1.254
+respawn hacluster /usr/lib/heartbeat/ipfail
+logfacility local0
+";
 
-/// Imports a fixture and loads the result as rvsd would.
-fn load(format: Format, name: &str) -> (Imported, Config) {
-    let imported = import(format, &fixture(name), name).unwrap();
-    let config = Config::parse(&imported.toml, "imported.toml")
-        .unwrap_or_else(|e| panic!("{e}\n--- imported:\n{}", imported.toml));
-    (imported, config)
-}
+const HARESOURCES: &str = "director1 IPaddr::192.168.1.100/24/eth0 ldirectord::ldirectord.cf\n";
 
-fn warned(imported: &Imported, part: &str) -> bool {
-    imported.warnings.iter().any(|w| w.contains(part))
+const AUTHKEYS: &str = "auth 3\n1 crc\n3 sha1 a-long-enough-shared-secret\n";
+
+#[test]
+fn heartbeat_maps_timing_failback_pings_addresses_and_keys() {
+    let out = heartbeat::import(("ha.cf", HA_CF), ("haresources", HARESOURCES), Some(("authkeys", AUTHKEYS)), None);
+    let c = Config::parse(&out.toml, "imported.toml").unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+    let v = &c.vrrp[0];
+    assert_eq!((v.interface.as_str(), v.vrid, v.priority, v.version), ("eth1", 1, 150, VrrpVersion::V3));
+    // keepalive 2 s -> 200 cs; deadtime 10 s / 2 s -> 5 adverts.
+    assert_eq!((v.advert_interval_cs, v.down_timer_adverts), (200, 5));
+    assert!(!v.preempt, "auto_failback off = nopreempt");
+    assert_eq!(v.virtual_addresses[0].addr.to_string(), "192.168.1.100");
+    assert_eq!(v.virtual_addresses[0].dev.as_deref(), Some("eth0"));
+    assert_eq!(v.track_probes[0].kind, ProbeKind::Ping("192.168.1.254".parse().unwrap()));
+    assert_eq!((v.track_probes[0].weight, v.track_probes[0].interval), (0, Duration::from_secs(2)));
+    let VrrpAuth::Hmac(h) = &v.auth else { panic!("sha1 key becomes the HMAC key") };
+    assert_eq!((h.key_id, h.key.as_slice()), (3, b"a-long-enough-shared-secret".as_slice()));
+    let joined = out.unmapped.join("\n");
+    assert!(joined.contains("ldirectord"), "{joined}");
+    assert!(joined.contains("initdead"), "{joined}");
+    assert!(!joined.contains("ipfail"), "ipfail is covered by the ping tracker: {joined}");
+    // The other node gets the lower priority.
+    let other = heartbeat::import(("ha.cf", HA_CF), ("haresources", HARESOURCES), None, Some("director2"));
+    assert_eq!(Config::parse(&other.toml, "o").unwrap().vrrp[0].priority, 100);
 }
 
 #[test]
-fn ldirectord_seed003_with_fallback_and_negotiate() {
-    let (imported, config) = load(Format::Ldirectord, "ldirectord-seed003.cf");
-    let svc = &config.services[0];
-    assert_eq!(svc.spec.id, ServiceId::Addr { protocol: Proto::Tcp, addr: "211.58.250.6".parse().unwrap(), port: 80 });
-    assert_eq!(svc.spec.scheduler, "rr");
-    assert_eq!(svc.reals.len(), 2);
-    assert!(svc.reals.iter().all(|r| r.method == MethodSpec::Route && r.weight == 1 && r.port == 80));
-    let health = config.health.service(&svc.spec.id).unwrap();
-    // quiescent defaults to yes; the fallback on the loopback is the director itself.
-    assert_eq!(health.policy.on_down, OnDown::Quiesce);
-    let sorry = health.policy.sorry_server.as_ref().unwrap();
-    assert_eq!((sorry.addr.to_string(), sorry.port, sorry.method), ("127.0.0.1".into(), Some(80), SorryMethod::Local));
-    let t = health.reals[0].config.timing().unwrap();
-    // checkinterval=1, failurecount default 1, back on the first success.
-    assert_eq!((t.interval, t.fall, t.rise), (Duration::from_secs(1), 1, 1));
-    let CheckConfig::Http(h) = &health.reals[0].config.checks[0] else { panic!("negotiate http is an http check") };
-    assert_eq!((h.path.as_str(), h.expect_regex.as_deref()), ("/index.html", Some("Test Page")));
-    // `timeout=3` (old name of checktimeout) is also the negotiate timeout when that is unset.
-    assert_eq!(h.timeout, Some(3.0));
-    assert!(warned(&imported, "ldirectord-seed003.cf:1: `timeout' (old ldirectord) read as checktimeout"));
-}
-
-#[test]
-fn ldirectord_seed002_web_typo_and_dropped_directives() {
-    let (imported, config) = load(Format::Ldirectord, "ldirectord-seed002-web.cf");
-    let svc = &config.services[0];
-    assert_eq!(svc.reals[0].addr.to_string(), "198.18.0.121");
-    assert_eq!(svc.reals[0].weight, 10);
-    assert_eq!(svc.spec.persistence.as_ref().unwrap().timeout, 3600);
-    let health = config.health.service(&svc.spec.id).unwrap();
-    assert_eq!(health.policy.on_down, OnDown::Remove, "quiescent=no");
-    let t = health.reals[0].config.timing().unwrap();
-    assert_eq!(t.interval, Duration::from_secs(10));
-    let CheckConfig::Http(h) = &health.reals[0].config.checks[0] else { panic!("http") };
-    assert_eq!(h.path, "/lvsm.hwlee.shop");
-    assert_eq!(h.timeout, Some(10.0), "checktimeout=10 also sets the negotiate timeout");
-    // Line numbers count the fixture's added first comment line.
-    assert!(warned(&imported, ":18: unknown checktype `nogotiate'"), "{:?}", imported.warnings);
-    assert!(warned(&imported, ":5: `logfile' dropped"), "{:?}", imported.warnings);
-}
-
-#[test]
-fn ldirectord_seed002_fwmark_with_checkport() {
-    let (_, config) = load(Format::Ldirectord, "ldirectord-seed002-fwm.cf");
-    let svc = &config.services[0];
-    assert_eq!(svc.spec.id, ServiceId::Fwmark { mark: 1, ipv6: false });
-    assert_eq!(svc.reals.iter().map(|r| r.weight).collect::<Vec<_>>(), [1, 3]);
-    let health = config.health.service(&svc.spec.id).unwrap();
-    let CheckConfig::Http(h) = &health.reals[1].config.checks[0] else { panic!("http") };
-    assert_eq!(h.port, Some(80), "checkport");
-}
-
-#[test]
-fn placeholders_are_refused_with_their_line() {
-    let e = import(Format::Ldirectord, &fixture("ldirectord-seed002-web.cf.raw"), "web.cf").unwrap_err();
-    assert_eq!(e.line, 9, "{e}");
-    assert!(e.to_string().contains("xxx.xxx.xxx.70"), "{e}");
-}
-
-#[test]
-fn piranha_seed000_send_expect_timeout_and_reentry() {
-    let (imported, config) = load(Format::Piranha, "piranha-seed000-lvs.cf");
-    let svc = &config.services[0];
-    assert_eq!(svc.spec.id, ServiceId::Addr { protocol: Proto::Tcp, addr: "192.168.2.235".parse().unwrap(), port: 80 });
-    assert_eq!(svc.spec.scheduler, "wlc");
-    assert_eq!(svc.spec.persistence.as_ref().unwrap().timeout, 60);
-    let addrs: Vec<SocketAddr> = svc.reals.iter().map(|r| SocketAddr::new(r.addr, r.port)).collect();
-    assert_eq!(addrs, ["192.168.2.221:80".parse().unwrap(), "192.168.2.222:80".parse().unwrap()]);
-    assert!(svc.reals.iter().all(|r| r.method == MethodSpec::Route), "network = direct");
-    let health = config.health.service(&svc.spec.id).unwrap();
-    assert_eq!(health.policy.on_down, OnDown::Remove, "piranha removes unless quiesce_server = 1");
-    let t = health.reals[0].config.timing().unwrap();
-    // keepalive 2 s between checks; timeout 5 s before removal -> ceil(5 / 2) = 3 failed rounds.
-    assert_eq!((t.interval, t.fall, t.reentry), (Duration::from_secs(2), 3, Duration::from_secs(10)));
-    let CheckConfig::SendExpect(c) = &health.reals[0].config.checks[0] else { panic!("send/expect") };
-    assert_eq!((c.send.as_str(), c.expect.as_deref()), ("GET / HTTP/1.0\\r\\n\\r\\n", Some("HTTP")));
-    for dropped in ["`primary' dropped", "`heartbeat_port' dropped", "`debug_level' dropped", "`vip_nmask' dropped"] {
-        assert!(warned(&imported, dropped), "{dropped}: {:?}", imported.warnings);
-    }
-    assert!(warned(&imported, "address device `eth0:0' dropped"));
-}
-
-#[test]
-fn keepalived_virtual_servers_checkers_quorum_and_dropped_vrrp() {
-    let (imported, config) = load(Format::Keepalived, "keepalived-example.conf");
-    assert_eq!(config.services.len(), 2);
-    let web = &config.services[0];
-    assert_eq!(web.spec.scheduler, "wrr");
-    assert_eq!(web.reals.iter().map(|r| r.weight).collect::<Vec<_>>(), [3, 1]);
-    let h = config.health.service(&web.spec.id).unwrap();
-    assert_eq!(h.policy.on_down, OnDown::Quiesce, "inhibit_on_failure");
-    assert_eq!((h.policy.quorum, h.policy.hysteresis), (2, 1));
-    assert_eq!(h.policy.sorry_server.as_ref().map(|s| s.method), Some(SorryMethod::Route));
-    let quorum_down = h.policy.notify.as_ref().and_then(|n| n.quorum_down.clone()).unwrap();
-    assert_eq!(quorum_down, ["/usr/local/bin/page-oncall", "down"]);
-    let t = h.reals[0].config.timing().unwrap();
-    // delay_loop 6; retry 3 -> down on the 4th failed round; delay_before_retry 2.
-    assert_eq!((t.interval, t.fall, t.rise, t.retry_interval), (Duration::from_secs(6), 4, 1, Duration::from_secs(2)));
-    assert_eq!(h.reals[0].config.checks.len(), 2, "one http check per url");
-    assert!(
-        matches!(&h.reals[1].config.checks[..], [CheckConfig::Tcp(c)] if c.port == Some(80) && c.timeout == Some(2.0))
+fn heartbeat_scripts_become_notify_commands() {
+    let out = heartbeat::import(
+        ("ha.cf", "keepalive 500ms\ndeadtime 2\nucast eth0 10.0.0.2\n"),
+        ("haresources", "n1 10.0.0.100/24 httpd mysql::start_opts\n"),
+        None,
+        None,
     );
-    let fw = &config.services[1];
-    assert_eq!(fw.spec.id, ServiceId::Fwmark { mark: 7, ipv6: false });
-    let h = config.health.service(&fw.spec.id).unwrap();
-    let CheckConfig::External(e) = &h.reals[0].config.checks[0] else { panic!("MISC_CHECK is external") };
-    assert!(e.dynamic && e.args == ["198.18.2.31"] && e.timeout == Some(4.0));
-    assert_eq!(h.reals[0].config.timing().unwrap().fall, 1, "MISC_CHECK retries 0 times by default");
-    assert_eq!(h.reals[0].config.start, StartState::Up);
-    assert!(warned(&imported, "vrrp_instance VI_1 block' dropped"), "{:?}", imported.warnings);
-    assert!(warned(&imported, "global_defs block' dropped"));
-    assert!(warned(&imported, "`digest' dropped"));
-    assert!(warned(&imported, "`notify_down' dropped"));
+    let c = Config::parse(&out.toml, "imported.toml").unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+    let v = &c.vrrp[0];
+    assert_eq!(v.advert_interval_cs, 50);
+    assert_eq!(v.unicast_peers, vec!["10.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    // Started left to right, stopped right to left (haresources order).
+    assert_eq!(v.notify.master.as_deref(), Some("httpd start && mysql start_opts start"));
+    assert_eq!(v.notify.backup.as_deref(), Some("mysql start_opts stop; httpd stop"));
+}
+
+const KEEPALIVED: &str = r#"
+! Configuration File for keepalived
+global_defs {
+   router_id LVS_DEVEL
+}
+vrrp_script chk_gw {
+    script "/bin/ping -c1 -W1 192.168.1.254"
+    interval 2
+    fall 2
+    weight -20
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    nopreempt
+    authentication {
+        auth_type PASS
+        auth_pass 1111
+    }
+    virtual_ipaddress {
+        192.168.200.16/24
+        192.168.200.17/24 dev eth1 label eth1:1
+    }
+    track_interface {
+        eth1 weight -30
+    }
+    track_script {
+        chk_gw
+    }
+    notify_master "/etc/keepalived/master.sh"
+    garp_master_delay 1
+    smtp_alert
+}
+virtual_server 192.168.200.16 80 {
+    delay_loop 6
+}
+"#;
+
+#[test]
+fn keepalived_instances_scripts_and_auth_are_mapped() {
+    let out = keepalived::import("keepalived.conf", KEEPALIVED);
+    let c = Config::parse(&out.toml, "imported.toml").unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+    let v = &c.vrrp[0];
+    assert_eq!((v.name.as_str(), v.interface.as_str(), v.vrid, v.priority), ("VI_1", "eth0", 51, 150));
+    assert_eq!((v.version, v.advert_interval_cs, v.preempt), (VrrpVersion::V2, 100, false));
+    assert_eq!(v.auth, VrrpAuth::Pass(b"1111".to_vec()));
+    assert_eq!(v.virtual_addresses.len(), 2);
+    assert_eq!(v.virtual_addresses[1].dev.as_deref(), Some("eth1"));
+    assert_eq!(v.track_interfaces[0].weight, -30);
+    let s = &v.track_probes[0];
+    assert_eq!(s.kind, ProbeKind::Script("/bin/ping -c1 -W1 192.168.1.254".into()));
+    assert_eq!((s.interval, s.fall, s.weight), (Duration::from_secs(2), 2, -20));
+    assert_eq!(v.notify.master.as_deref(), Some("/etc/keepalived/master.sh"));
+    assert_eq!(v.garp.delay, Duration::from_secs(1));
+    let joined = out.unmapped.join("\n");
+    for what in ["label", "smtp_alert", "virtual_server"] {
+        assert!(joined.contains(what), "{what} reported: {joined}");
+    }
 }

@@ -22,7 +22,7 @@ mod csum;
 mod sys;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use crate::io::{Batch, FRAME_CAPACITY, Frame, PacketIo};
@@ -231,6 +231,16 @@ impl AfPacketIo {
         self.ports.iter().find(|port| port.name == name).map(|port| port.ifindex)
     }
 
+    /// Also wakes [`PacketIo::recv`] when `fd` becomes readable (another source of packets
+    /// the same worker serves, e.g. an NFQUEUE socket): `recv` then returns, with or without
+    /// frames. `None` removes it. Remove it before closing that descriptor.
+    pub fn set_wake_fd(&mut self, fd: Option<BorrowedFd<'_>>) {
+        self.pollfds.truncate(self.ports.len());
+        if let Some(fd) = fd {
+            self.pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+    }
+
     /// The counters, after adding the kernel's ring-drop counts (a `getsockopt` per
     /// interface: call it from the control path, not per batch).
     pub fn stats(&mut self) -> AfPacketStats {
@@ -396,6 +406,7 @@ fn copy_packet(block: &[u8], offset: usize, frame: &mut Frame, ifindex: u32) -> 
 }
 
 impl PacketIo for AfPacketIo {
+    /// Waits for the interfaces (and the wake descriptor, see [`AfPacketIo::set_wake_fd`]).
     fn recv(&mut self, batch: &mut Batch, timeout: Duration) -> io::Result<usize> {
         batch.clear();
         self.drain(batch);

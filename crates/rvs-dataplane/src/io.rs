@@ -21,6 +21,10 @@ pub struct Frame {
     len: usize,
     /// Interface the frame arrived on (rx) or leaves by (tx), as an ifindex.
     pub ifindex: u32,
+    /// Firewall mark the kernel gave the packet (0 = none). Only a backend that receives
+    /// after netfilter (NFQUEUE) can know it; AF_PACKET taps see frames before any mark is
+    /// set. [`Frame::fill`] and [`Frame::set_received`] reset it: a backend sets it after.
+    pub mark: u32,
 }
 
 impl Default for Frame {
@@ -31,14 +35,24 @@ impl Default for Frame {
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Frame").field("ifindex", &self.ifindex).field("len", &self.len).finish()
+        f.debug_struct("Frame")
+            .field("ifindex", &self.ifindex)
+            .field("mark", &self.mark)
+            .field("len", &self.len)
+            .finish()
     }
 }
 
 impl Frame {
     /// An empty frame with a fresh buffer.
     pub fn new() -> Frame {
-        Frame { buf: vec![0; HEADROOM + FRAME_CAPACITY].into_boxed_slice(), start: HEADROOM, len: 0, ifindex: 0 }
+        Frame {
+            buf: vec![0; HEADROOM + FRAME_CAPACITY].into_boxed_slice(),
+            start: HEADROOM,
+            len: 0,
+            ifindex: 0,
+            mark: 0,
+        }
     }
 
     /// The frame's bytes.
@@ -61,13 +75,15 @@ impl Frame {
         self.len == 0
     }
 
-    /// Replaces the contents with `bytes` (truncated to the capacity), headroom restored.
+    /// Replaces the contents with `bytes` (truncated to the capacity), headroom restored,
+    /// no mark.
     pub fn fill(&mut self, bytes: &[u8], ifindex: u32) {
         let n = bytes.len().min(FRAME_CAPACITY);
         self.start = HEADROOM;
         self.len = n;
         self.buf[HEADROOM..HEADROOM + n].copy_from_slice(&bytes[..n]);
         self.ifindex = ifindex;
+        self.mark = 0;
     }
 
     /// The whole buffer for a backend to receive into: returns the writable area after the
@@ -77,11 +93,13 @@ impl Frame {
         &mut self.buf[HEADROOM..]
     }
 
-    /// Marks `len` bytes written by [`Frame::receive_area`], arrived on `ifindex`.
+    /// Marks `len` bytes written by [`Frame::receive_area`], arrived on `ifindex`, with no
+    /// firewall mark (a backend that knows one sets [`Frame::mark`] afterwards).
     pub fn set_received(&mut self, len: usize, ifindex: u32) {
         self.start = HEADROOM;
         self.len = len.min(FRAME_CAPACITY);
         self.ifindex = ifindex;
+        self.mark = 0;
     }
 
     /// Grows the frame by `n` bytes at the front (into the headroom); returns false if there
@@ -224,5 +242,18 @@ mod tests {
         assert!(!f.push_front(HEADROOM + 1));
         io.send(b.frames()).unwrap();
         assert_eq!(io.tx, vec![(3, vec![1, 2, 3])]);
+    }
+
+    #[test]
+    fn a_reused_buffer_does_not_keep_an_old_mark() {
+        let mut f = Frame::new();
+        f.fill(&[0x45], 1);
+        f.mark = 7;
+        f.fill(&[0x45], 2);
+        assert_eq!(f.mark, 0, "fill starts a new frame without a mark");
+        f.mark = 7;
+        f.receive_area()[0] = 0x60;
+        f.set_received(1, 3);
+        assert_eq!((f.mark, f.ifindex, f.data()), (0, 3, &[0x60][..]));
     }
 }

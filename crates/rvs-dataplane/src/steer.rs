@@ -13,6 +13,12 @@
 //! atomically with one `nft -f -` transaction, removed by [`Steering::remove`] or on drop;
 //! [`remove_stale`] deletes the tables of dead daemons. `nft` runs in the network namespace
 //! of the calling thread. Non-first IP fragments carry no ports and are not matched.
+//!
+//! Firewall-mark services cannot be steered at ingress: the operator's mark is set later,
+//! at prerouting. For each of them, tables `ip`/`ip6` of the same name queue the packets
+//! carrying the mark (TCP, UDP, SCTP) to NFQUEUE [`SteeringSpec::queue`] at priority
+//! `mangle + 10`, where rvs takes them ([`crate::nfqueue`]); see `queue_rules` for how. They are
+//! replaced in their own transaction after the netdev table, and removed with it.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -21,7 +27,12 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rvs_core::addr::Family;
 use rvs_core::service::Protocol;
+
+mod queue_rules;
+
+pub use queue_rules::{CHAIN as QUEUE_CHAIN, PRIORITY as QUEUE_PRIORITY};
 
 /// Prefix of default table names; `remove_stale` only touches `<prefix><pid>` tables.
 pub const TABLE_PREFIX: &str = "rvs_";
@@ -39,6 +50,9 @@ pub enum SteerError {
     /// `nft` could not be run.
     #[error("running nft: {0}")]
     Spawn(#[source] std::io::Error),
+    /// nf_tables refused the queue rules (or could not be reached over netlink).
+    #[error("{0}")]
+    Netlink(String),
     /// `nft` refused the script or timed out.
     #[error("nft failed ({status}): {stderr}")]
     Nft {
@@ -71,6 +85,15 @@ pub struct SteeredRealServer {
     pub port: u16,
 }
 
+/// A firewall-mark service: packets of its family carrying its mark go to NFQUEUE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SteeredMark {
+    /// Address family of the service.
+    pub family: Family,
+    /// The mark (non-zero).
+    pub mark: u32,
+}
+
 /// What to steer, on which interfaces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SteeringSpec {
@@ -82,6 +105,10 @@ pub struct SteeringSpec {
     pub nat_real_servers: Vec<SteeredRealServer>,
     /// The director's own addresses: real-server packets to them still reach the kernel.
     pub local_addrs: Vec<IpAddr>,
+    /// Firewall-mark services whose marked packets are queued to rvs.
+    pub marks: Vec<SteeredMark>,
+    /// The NFQUEUE number marked packets go to.
+    pub queue: u16,
 }
 
 fn protocol_name(protocol: Protocol) -> &'static str {
@@ -229,7 +256,12 @@ impl Steering {
     pub fn install_named(table: &str, spec: SteeringSpec) -> Result<Steering, SteerError> {
         let script = render_script(table, &spec)?;
         run_nft(&["-f", "-"], Some(&script))?;
-        Ok(Steering { table: table.to_owned(), spec, installed: true })
+        let steering = Steering { table: table.to_owned(), spec, installed: true };
+        if !steering.spec.marks.is_empty() {
+            // On error, dropping `steering` removes what was installed.
+            queue_rules::replace(table, &steering.spec.marks, steering.spec.queue)?;
+        }
+        Ok(steering)
     }
 
     /// The table's name.
@@ -244,12 +276,32 @@ impl Steering {
 
     /// Replaces the rules with those of `spec` in one transaction: at no moment are the
     /// old rules gone and the new ones missing. On error the old rules stay.
+    /// The netdev table and the queue tables are each replaced in their own transaction;
+    /// if the second fails, the new netdev rules stay and the old queue rules too.
     pub fn update(&mut self, spec: SteeringSpec) -> Result<(), SteerError> {
         let script = render_script(&self.table, &spec)?;
         run_nft(&["-f", "-"], Some(&script))?;
-        self.spec = spec;
+        let queue_changed = spec.marks != self.spec.marks || spec.queue != self.spec.queue;
+        let result = if queue_changed { queue_rules::replace(&self.table, &spec.marks, spec.queue) } else { Ok(()) };
+        let old = std::mem::replace(&mut self.spec, spec);
+        if result.is_err() {
+            self.spec.marks = old.marks;
+            self.spec.queue = old.queue;
+        }
         self.installed = true;
-        Ok(())
+        result
+    }
+
+    /// The queue tables (`ip` and `ip6`) as `nft list table` prints them; empty for a
+    /// family without marks.
+    pub fn list_queue_rules(&self) -> Result<String, SteerError> {
+        let mut text = String::new();
+        for family in ["ip", "ip6"] {
+            if self.spec.marks.iter().any(|m| (m.family == Family::V4) == (family == "ip")) {
+                text.push_str(&run_nft(&["list", "table", family, &self.table], None)?);
+            }
+        }
+        Ok(text)
     }
 
     /// The table as `nft list table` prints it (rules with their counters).
@@ -279,10 +331,14 @@ impl Drop for Steering {
     }
 }
 
+/// Families of the tables rvs creates under one name.
+const FAMILIES: [&str; 3] = ["netdev", "ip", "ip6"];
+
 fn delete_table(table: &str) -> Result<(), SteerError> {
     check_table_name(table)?;
     // Adding first makes the delete succeed whether or not the table is still there.
-    let script = format!("add table netdev {table}\ndelete table netdev {table}\n");
+    let script: String =
+        FAMILIES.iter().map(|family| format!("add table {family} {table}\ndelete table {family} {table}\n")).collect();
     run_nft(&["-f", "-"], Some(&script)).map(|_| ())
 }
 
@@ -302,16 +358,20 @@ pub fn sum_counter_packets(listing: &str) -> u64 {
     total
 }
 
-/// Deletes `netdev` tables named `rvs_<pid>` whose process no longer exists (leftovers of
-/// daemons that died without cleaning up). Returns the names removed.
+/// Deletes the tables (`netdev`, and the `ip`/`ip6` queue tables) named `rvs_<pid>` whose
+/// process no longer exists (leftovers of daemons that died without cleaning up). Returns
+/// the names removed.
 pub fn remove_stale() -> Result<Vec<String>, SteerError> {
-    let listing = run_nft(&["list", "tables", "netdev"], None)?;
-    let mut removed = Vec::new();
+    let listing = run_nft(&["list", "tables"], None)?;
+    let mut removed: Vec<String> = Vec::new();
     for line in listing.lines() {
         let mut words = line.split_whitespace();
-        let (Some("table"), Some("netdev"), Some(name)) = (words.next(), words.next(), words.next()) else {
+        let (Some("table"), Some(family), Some(name)) = (words.next(), words.next(), words.next()) else {
             continue;
         };
+        if !FAMILIES.contains(&family) || removed.iter().any(|r| r == name) {
+            continue;
+        }
         let Some(pid) = name.strip_prefix(TABLE_PREFIX).and_then(|pid| pid.parse::<u32>().ok()) else {
             continue;
         };
@@ -349,6 +409,8 @@ mod tests {
                 IpAddr::V4(Ipv4Addr::new(198, 18, 3, 2)),
                 IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 3, 0, 0, 0, 2)),
             ],
+            marks: vec![SteeredMark { family: Family::V4, mark: 1 }],
+            queue: 3,
         }
     }
 

@@ -11,8 +11,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use afpacket_common::{TestNet, exec, in_ns, ip, namespaces_available, spawn_in_ns};
+use rvs_core::addr::Family;
 use rvs_core::service::Protocol;
-use rvs_dataplane::steer::{self, SteeredRealServer, SteeredService, Steering, SteeringSpec};
+use rvs_dataplane::io::Batch;
+use rvs_dataplane::nfqueue::NfQueue;
+use rvs_dataplane::pipeline::Fate;
+use rvs_dataplane::steer::{self, SteeredMark, SteeredRealServer, SteeredService, Steering, SteeringSpec};
 
 const VIP4: &str = "198.18.60.100";
 const VIP6: &str = "fd00:60::100";
@@ -111,6 +115,7 @@ fn spec(chain: &Chain, vip_port: u16) -> SteeringSpec {
         ],
         nat_real_servers: vec![SteeredRealServer { protocol: Protocol::Udp, addr: ip("198.18.61.2"), port: 5353 }],
         local_addrs: ["198.18.60.1", "198.18.61.1", "fd00:60::1", "fd00:61::1"].map(ip).to_vec(),
+        ..SteeringSpec::default()
     }
 }
 
@@ -175,6 +180,99 @@ fn steer_hides_vip_traffic_and_nat_replies_from_the_director_kernel_only() {
     assert_eq!(connect(&c.client, &format!("{VIP4}:81")), Connect::Refused);
 }
 
+/// Sends one UDP datagram from the client to the real server through the director, where
+/// it is marked and queued: returns the frame rvs got and whether the server received the
+/// datagram after the verdict given from `fate`.
+fn through_the_queue(
+    c: &Chain,
+    queue: &mut NfQueue,
+    v4: bool,
+    payload: &[u8],
+    fate: Fate,
+) -> (Vec<u8>, u32, u32, bool) {
+    let (from, to) = if v4 { ("198.18.60.2:0", "198.18.61.2:7000") } else { ("[fd00:60::2]:0", "[fd00:61::2]:7000") };
+    let listener = listen_udp(&c.server, to);
+    send_udp(&c.client, from, to, payload);
+    let mut batch = Batch::new(8);
+    let n = queue.recv(&mut batch, Duration::from_secs(2)).expect("recv");
+    assert_eq!(n, 1, "one queued packet: {:?}", queue.stats());
+    let frame = &batch.frames()[0];
+    let seen = (frame.data().to_vec(), frame.mark, frame.ifindex);
+    queue.send_verdicts(&[fate]).expect("verdict");
+    let delivered = listener.join().unwrap().as_deref() == Some(payload);
+    (seen.0, seen.1, seen.2, delivered)
+}
+
+#[test]
+fn marked_packets_reach_the_queue_with_their_mark_and_follow_the_verdict() {
+    if !namespaces_available("marked_packets_reach_the_queue_with_their_mark_and_follow_the_verdict", &["ip", "nft"]) {
+        return;
+    }
+    let c = chain();
+    ip(&["-n", &c.client, "-6", "route", "add", "default", "via", "fd00:60::1"]);
+    ip(&["-n", &c.server, "-6", "route", "add", "default", "via", "fd00:61::1"]);
+    let director = c.director.clone();
+    let table = format!("rvs_q{}", &c.net.run[3..]);
+    let spec = SteeringSpec {
+        marks: vec![SteeredMark { family: Family::V4, mark: 5 }, SteeredMark { family: Family::V6, mark: 6 }],
+        queue: 17,
+        ..SteeringSpec::default()
+    };
+    let (mut queue, steering) = in_ns(&director, || {
+        let queue = NfQueue::open(17).expect("bind queue 17");
+        (queue, Steering::install_named(&table, spec).expect("install"))
+    });
+    // The operator's marking rules, at mangle (before the queue rules at mangle + 10).
+    for command in [
+        "add table inet mark_t",
+        "add chain inet mark_t pre { type filter hook prerouting priority mangle; }",
+        "add rule inet mark_t pre ip daddr 198.18.61.2 udp dport 7000 meta mark set 5",
+        "add rule inet mark_t pre ip6 daddr fd00:61::2 udp dport 7000 meta mark set 6",
+    ] {
+        let (ok, err) = exec(&director, "nft", &[command]);
+        assert!(ok, "{command}: {err}");
+    }
+    let ifindex: u32 =
+        exec(&director, "cat", &[&format!("/sys/class/net/{}/ifindex", c.dir_client_if)]).1.trim().parse().unwrap();
+
+    // Dropped by rvs: the kernel does not forward it.
+    let (frame, mark, arrived_on, delivered) = through_the_queue(&c, &mut queue, true, b"rvs has it", Fate::Forwarded);
+    assert_eq!((mark, arrived_on), (5, ifindex), "the mark and the input interface come with the packet");
+    // Synthetic Ethernet header (zero MACs, IPv4), then the IP packet: UDP to port 7000.
+    assert_eq!(&frame[..14], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00]);
+    assert_eq!((frame[14] >> 4, frame[14 + 9]), (4, 17));
+    assert_eq!(&frame[14 + 20 + 2..14 + 20 + 4], &7000u16.to_be_bytes());
+    assert!(frame.ends_with(b"rvs has it"));
+    assert!(!delivered, "a packet rvs took must not be forwarded by the kernel");
+    // Passed: the kernel forwards it as usual.
+    let (_, _, _, delivered) = through_the_queue(&c, &mut queue, true, b"kernel has it", Fate::Passed);
+    assert!(delivered, "a passed packet goes on");
+    // IPv6 with its own mark, once neighbour discovery works end to end (link-local
+    // addresses finish duplicate address detection about a second after link-up).
+    assert!((0..5).any(|_| ping(&c.client, "fd00:61::2")), "IPv6 path through the director");
+    let (frame, mark, _, delivered) = through_the_queue(&c, &mut queue, false, b"v6 passed", Fate::Passed);
+    assert_eq!((mark, &frame[12..14]), (6, &[0x86, 0xdd][..]));
+    assert!(delivered);
+    let (_, _, _, delivered) = through_the_queue(&c, &mut queue, false, b"v6 taken", Fate::Dropped);
+    assert!(!delivered);
+    let stats = queue.stats();
+    assert_eq!((stats.received, stats.dropped, stats.accepted, stats.malformed), (4, 2, 2, 0));
+
+    let listing = in_ns(&director, || steering.list_queue_rules().expect("list"));
+    // Each packet queued went through its family's UDP rule once (nft may not print the
+    // xtables target itself).
+    assert!(listing.contains("priority mangle + 10"), "{listing}");
+    assert!(listing.contains("meta mark 0x00000005 meta l4proto udp counter packets 2 "), "{listing}");
+    assert!(listing.contains("meta mark 0x00000006 meta l4proto udp counter packets 2 "), "{listing}");
+    in_ns(&director, move || drop(steering));
+    let (_, tables) = exec(&director, "nft", &["list", "tables"]);
+    assert!(!tables.contains(&table), "queue tables removed with the steering: {tables}");
+    // With no rule queueing, marked packets go through the kernel untouched.
+    let listener = listen_udp(&c.server, "198.18.61.2:7000");
+    send_udp(&c.client, "198.18.60.2:0", "198.18.61.2:7000", b"no queue");
+    assert_eq!(listener.join().unwrap().as_deref(), Some(&b"no queue"[..]));
+}
+
 #[test]
 fn steer_remove_stale_deletes_tables_of_dead_daemons_only() {
     if !namespaces_available("steer_remove_stale_deletes_tables_of_dead_daemons_only", &["ip", "nft"]) {
@@ -185,7 +283,13 @@ fn steer_remove_stale_deletes_tables_of_dead_daemons_only() {
     // A pid that no process has: pid_max is at most 2^22, so 2^22 + 1 never exists.
     let dead = format!("{}{}", steer::TABLE_PREFIX, (1u32 << 22) + 1);
     let (removed, listing) = in_ns(&ns, || {
-        let stale = Steering::install_named(&dead, SteeringSpec::default()).expect("install stale");
+        // The stale daemon had a firewall-mark service: its ip queue table goes too.
+        let with_mark = SteeringSpec {
+            marks: vec![SteeredMark { family: Family::V4, mark: 9 }],
+            queue: 9,
+            ..SteeringSpec::default()
+        };
+        let stale = Steering::install_named(&dead, with_mark).expect("install stale");
         std::mem::forget(stale);
         let alive = Steering::install(SteeringSpec::default()).expect("install own");
         let removed = steer::remove_stale().expect("remove_stale");

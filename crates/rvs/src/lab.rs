@@ -55,10 +55,14 @@ fn method_word(m: Method) -> &'static str {
     }
 }
 
-/// The rvsd configuration for a lab: the director forwards on its LAN interface (and its
-/// private one for NAT); one TCP service on port 80 and one UDP service on port 53 per family.
-fn rvsd_config(d: &LabDescription, scheduler: &str, socket: &Path) -> Result<String> {
-    let director = d.directors.first().context("lab has no director")?;
+/// The rvsd configuration for a lab: the `[director]` section, then `services`.
+fn rvsd_config(d: &LabDescription, socket: &Path, services: &str) -> Result<String> {
+    rvsd_config_for(d, 0, socket, services)
+}
+
+/// [`rvsd_config`] for the director at `index` (0-based).
+pub(crate) fn rvsd_config_for(d: &LabDescription, index: usize, socket: &Path, services: &str) -> Result<String> {
+    let director = d.directors.get(index).context("lab has no such director")?;
     let mut interfaces = Vec::new();
     let mut addresses = Vec::new();
     for seg in [Segment::Lan, Segment::Private] {
@@ -68,10 +72,28 @@ fn rvsd_config(d: &LabDescription, scheduler: &str, socket: &Path) -> Result<Str
             addresses.push(format!("\"{}\"", i.addr.v6));
         }
     }
-    let method = method_word(d.spec.method);
     let mut text = String::new();
     let _ = writeln!(text, "[director]\ninterfaces = [{}]", interfaces.join(", "));
     let _ = writeln!(text, "addresses = [{}]\nsocket = \"{}\"\n", addresses.join(", "), socket.display());
+    text.push_str(services);
+    Ok(text)
+}
+
+/// The address of real server `index` (0-based) that the director reaches it by (on the
+/// private segment for NAT, the LAN otherwise), as written in a configuration: IPv6 in
+/// brackets.
+pub fn real_server_address(d: &LabDescription, index: usize, v4: bool) -> Result<String> {
+    let seg = if d.spec.method == Method::Nat { Segment::Private } else { Segment::Lan };
+    let rs = d.real_servers.get(index).context("no such real server")?;
+    let i = rs.interface(seg).context("real server without an interface on its segment")?;
+    Ok(if v4 { i.addr.v4.to_string() } else { format!("[{}]", i.addr.v6) })
+}
+
+/// The default services: one TCP service on the HTTP port and one UDP service on the UDP
+/// port per family, every real server behind each by the lab's method.
+pub(crate) fn default_services(d: &LabDescription, scheduler: &str) -> Result<String> {
+    let method = method_word(d.spec.method);
+    let mut text = String::new();
     for vip in d.vip.both() {
         let host = match vip {
             IpAddr::V4(a) => a.to_string(),
@@ -80,10 +102,8 @@ fn rvsd_config(d: &LabDescription, scheduler: &str, socket: &Path) -> Result<Str
         for (proto, port) in [("tcp", d.http_port), ("udp", d.udp_port)] {
             let _ = writeln!(text, "[[service]]\nvip = \"{host}:{port}\"\nprotocol = \"{proto}\"");
             let _ = writeln!(text, "scheduler = \"{scheduler}\"\n");
-            for rs in &d.real_servers {
-                let seg = if d.spec.method == Method::Nat { Segment::Private } else { Segment::Lan };
-                let i = rs.interface(seg).context("real server without an interface on its segment")?;
-                let addr = if vip.is_ipv4() { i.addr.v4.to_string() } else { format!("[{}]", i.addr.v6) };
+            for index in 0..d.real_servers.len() {
+                let addr = real_server_address(d, index, vip.is_ipv4())?;
                 let _ = writeln!(text, "[[service.real]]\naddress = \"{addr}:{port}\"\nmethod = \"{method}\"\n");
             }
         }
@@ -100,12 +120,22 @@ impl LabRun {
     /// Like [`LabRun::start`], with `extra` appended to the rvsd configuration (e.g. a
     /// `[sysctl]` table).
     pub fn start_with(method: Method, scheduler: &str, extra: &str) -> Result<LabRun> {
-        LabRun::start_edited(method, scheduler, |text| format!("{text}\n{extra}"))
+        LabRun::start_configured(method, |d| Ok(format!("{}\n{extra}", default_services(d, scheduler)?)))
     }
 
-    /// Like [`LabRun::start`], with the generated rvsd configuration passed through `edit`
-    /// before rvsd reads it (e.g. to give a service a `[service.health]` block).
+    /// Like [`LabRun::start`], with the generated services passed through `edit` before rvsd
+    /// reads them (e.g. to give a service a `[service.health]` block).
     pub fn start_edited(method: Method, scheduler: &str, edit: impl FnOnce(String) -> String) -> Result<LabRun> {
+        LabRun::start_configured(method, |d| Ok(edit(default_services(d, scheduler)?)))
+    }
+
+    /// Builds the lab for `method` and starts rvsd with the services (and any other
+    /// configuration after `[director]`) that `services` writes for the lab built, instead of
+    /// the default ones.
+    pub fn start_configured(
+        method: Method,
+        services: impl FnOnce(&LabDescription) -> Result<String>,
+    ) -> Result<LabRun> {
         let exe = sibling_binary("rvs")?;
         let rvsd = sibling_binary("rvsd")?;
         let mut spec = TopologySpec::new(method);
@@ -115,7 +145,7 @@ impl LabRun {
         let d = lab.description().clone();
         let socket = d.work_dir.join("rvsd.sock");
         let config = d.work_dir.join("rvsd.toml");
-        let text = edit(rvsd_config(&d, scheduler, &socket)?);
+        let text = rvsd_config(&d, &socket, &services(&d)?)?;
         std::fs::write(&config, text).context("writing the rvsd configuration")?;
         let mut run = LabRun { lab: Some(lab), rvsd: None, socket, config, tun_real_servers: Vec::new(), exe };
         if method == Method::Tun {
@@ -216,10 +246,15 @@ impl LabRun {
     /// `n` HTTP requests from the client to `vip`, each on a new connection; the names of the
     /// real servers that answered, in order (an empty string for a failed request).
     pub fn http(&self, vip: IpAddr, n: usize) -> Result<Vec<String>> {
+        self.http_to(vip, self.description().http_port, n)
+    }
+
+    /// Like [`LabRun::http`], to port `port` of `vip`.
+    pub fn http_to(&self, vip: IpAddr, port: u16, n: usize) -> Result<Vec<String>> {
         let d = self.description();
         let url = match vip {
-            IpAddr::V4(a) => format!("http://{a}:{}/", d.http_port),
-            IpAddr::V6(a) => format!("http://[{a}]:{}/", d.http_port),
+            IpAddr::V4(a) => format!("http://{a}:{port}/"),
+            IpAddr::V6(a) => format!("http://[{a}]:{port}/"),
         };
         let mut args: Vec<String> =
             ["netns", "exec", &d.client.netns, "curl", "-s", "-m", "3"].iter().map(ToString::to_string).collect();
@@ -249,6 +284,21 @@ impl LabRun {
         self.shutdown()
     }
 
+    /// Stops rvsd only (SIGTERM; the lab stays up). Returns rvsd's exit status.
+    pub fn stop_rvsd(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        let Some(mut c) = self.rvsd.take() else { return Ok(None) };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(status) = c.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        bail!("rvsd did not stop within 5 s of SIGTERM")
+    }
+
     fn shutdown(&mut self) -> Result<()> {
         if let Some(mut c) = self.rvsd.take() {
             // `ip netns exec` passes signals on; SIGTERM lets rvsd remove its steering rules.
@@ -276,6 +326,26 @@ impl Drop for LabRun {
             eprintln!("rvs lab: teardown: {e:#}");
         }
     }
+}
+
+/// For end-to-end tests: true if this process may create network namespaces (root). If not,
+/// a test must fail under CI=true (this panics then) and may skip otherwise (it says why).
+pub fn can_run_namespace_tests() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: end-to-end tests need root to create namespaces");
+    eprintln!("SKIPPED: not root, cannot create network namespaces");
+    false
+}
+
+/// How many answers came from rs1, rs2 and rs3.
+pub fn spread(names: &[String]) -> [usize; 3] {
+    let c = |n: &str| names.iter().filter(|x| x.as_str() == n).count();
+    [c("rs1"), c("rs2"), c("rs3")]
 }
 
 fn parse_method(s: &str) -> Result<Method> {

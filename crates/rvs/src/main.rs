@@ -20,13 +20,16 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("demo") => demo(args.get(1).map(|s| s.parse()).transpose().context("connection count")?.unwrap_or(600)),
         Some("lab") => std::process::exit(rvs::lab::main(&args[1..])?),
-        Some("realserver") => std::process::exit(rvs_realserver::main_args(&args[1..])?),
         Some("import") => std::process::exit(rvs::import::main(&args[1..])?),
+        Some("realserver") => std::process::exit(rvs_realserver::main_args(&args[1..])?),
         Some("-h" | "--help") | None => {
             println!("usage: rvs lab up [dr|nat|tun] | status | down | demo  a cluster in network namespaces");
             println!("       rvs demo [CONNECTIONS]                      run the engine demo (no network)");
             println!("       rvs realserver setup|check|teardown|decap ...  configure a real server (--help)");
-            println!("       rvs import ldirectord|piranha|keepalived FILE  convert to rvs TOML (stdout)");
+            println!(
+                "       rvs import heartbeat|keepalived FILE...       failover ([[vrrp]]; keepalived also services)"
+            );
+            println!("       rvs import ldirectord|piranha FILE             services and checks as rvs TOML");
             Ok(())
         }
         Some(other) => bail!("unknown command `{other}' (try `rvs --help')"),

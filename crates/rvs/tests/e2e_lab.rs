@@ -7,27 +7,9 @@ use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rvs::lab::LabRun;
+use rvs::lab::{LabRun, can_run_namespace_tests, spread};
 use rvs_api::{Command, ConnInfo, MethodSpec, NetmaskSpec, PersistenceSpec, Request, Response};
 use rvs_lab::{Method, Segment};
-
-/// True if the test may run; false (after saying why) if it must be skipped.
-fn can_run() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: end-to-end tests need root to create namespaces");
-    eprintln!("SKIPPED: not root, cannot create network namespaces");
-    false
-}
-
-fn spread(names: &[String]) -> [usize; 3] {
-    let c = |n: &str| names.iter().filter(|x| x.as_str() == n).count();
-    [c("rs1"), c("rs2"), c("rs3")]
-}
 
 fn real_addr(run: &LabRun, index: usize, v4: bool) -> IpAddr {
     let d = run.description();
@@ -53,7 +35,7 @@ fn conns(run: &LabRun) -> Vec<ConnInfo> {
 
 #[test]
 fn every_method_serves_the_vip_over_ipv4_and_ipv6_and_rr_spreads_evenly() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     for method in [Method::Dr, Method::Nat, Method::Tun] {
@@ -62,13 +44,34 @@ fn every_method_serves_the_vip_over_ipv4_and_ipv6_and_rr_spreads_evenly() {
             let names = run.http(vip, 30).unwrap();
             assert_eq!(spread(&names), [10, 10, 10], "{method:?} {vip}: {names:?}\nrvsd log:\n{}", run.log());
         }
+        // The pipeline's counters are in rvsd's status (published every 100 ms).
+        std::thread::sleep(Duration::from_millis(300));
+        let Response::Status(status) = run.call(&Request::Status).unwrap() else { panic!("no status") };
+        let key = match method {
+            Method::Dr => "dataplane_forwarded_direct_route",
+            Method::Nat => "dataplane_forwarded_masquerade",
+            Method::Tun => "dataplane_forwarded_tunnel",
+        };
+        assert!(status.counters.get(key).copied().unwrap_or(0) >= 60, "{key}: {:?}", status.counters);
+        // rvsd installed its steering table in the director; SIGTERM removes it.
+        let director = run.description().directors[0].netns.clone();
+        let tables = || {
+            let out =
+                std::process::Command::new("ip").args(["netns", "exec", &director, "nft", "list", "tables"]).output();
+            String::from_utf8_lossy(&out.unwrap().stdout).to_string()
+        };
+        assert!(tables().contains("rvs_"), "{method:?}: steering table installed: {}", tables());
+        let mut run = run;
+        let status = run.stop_rvsd().unwrap().expect("rvsd was running");
+        assert!(status.success(), "rvsd exits 0 on SIGTERM: {status}");
+        assert!(!tables().contains("rvs_"), "{method:?}: steering removed on stop: {}", tables());
         run.stop().unwrap();
     }
 }
 
 #[test]
 fn wrr_follows_weights_and_sh_keeps_a_client_on_one_server() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     let run = LabRun::start(Method::Dr, "wrr").unwrap();
@@ -96,7 +99,7 @@ fn wrr_follows_weights_and_sh_keeps_a_client_on_one_server() {
 
 #[test]
 fn persistence_keeps_a_client_network_on_one_server() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     let run = LabRun::start(Method::Nat, "rr").unwrap();
@@ -169,7 +172,7 @@ fn read_response(r: &mut impl BufRead) -> Option<String> {
 
 #[test]
 fn a_quiesced_server_keeps_its_connections_and_gets_no_new_ones() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     let run = LabRun::start(Method::Dr, "rr").unwrap();
@@ -195,7 +198,7 @@ fn a_quiesced_server_keeps_its_connections_and_gets_no_new_ones() {
 
 #[test]
 fn a_removed_server_follows_expire_nodest_conn() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     for expire in [false, true] {
@@ -220,7 +223,7 @@ fn a_removed_server_follows_expire_nodest_conn() {
 
 #[test]
 fn a_udp_service_answers_through_every_method() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     for method in [Method::Dr, Method::Nat, Method::Tun] {

@@ -4,20 +4,8 @@
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
-use rvs::lab::{LabRun, sibling_binary};
+use rvs::lab::{LabRun, can_run_namespace_tests, sibling_binary};
 use rvs_lab::{Method, Segment};
-
-fn can_run() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: end-to-end tests need root to create namespaces");
-    eprintln!("SKIPPED: not root, cannot create network namespaces");
-    false
-}
 
 /// Runs `rvsadm ARGS` against the lab's rvsd (stdin from `input`); returns (exit code, stdout).
 fn rvsadm(run: &LabRun, args: &str, input: Option<&str>) -> (i32, String) {
@@ -61,7 +49,7 @@ fn served(names: &[String]) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn the_seeds_command_sequences_drive_real_traffic() {
-    if !can_run() {
+    if !can_run_namespace_tests() {
         return;
     }
     for (method, flag, word) in

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rvs_api::convert::{conns_of, table_of};
 use rvs_api::{ApiError, Command, Request, Response, ServiceId, StatusInfo, SyncDaemonSpec, TimeoutsInfo};
@@ -63,8 +63,11 @@ pub struct Control {
     config_path: PathBuf,
     clock: Clock,
     counters: Counters,
+    dataplane_counters: Arc<Mutex<Vec<(String, u64)>>>,
+    /// Failover counters, once failover started.
+    failover: std::sync::OnceLock<Arc<crate::failover::stats::FailoverStats>>,
     /// Health checking, once started: reloads and drain requests go through it.
-    health: OnceLock<Arc<crate::health::HealthPlane>>,
+    health: std::sync::OnceLock<Arc<crate::health::HealthPlane>>,
 }
 
 /// Applies the sysctls of `new` that differ from `old` (all of them without `old`).
@@ -146,8 +149,16 @@ impl Control {
             config_path,
             clock,
             counters: Counters::default(),
-            health: OnceLock::new(),
+            dataplane_counters: Arc::default(),
+            failover: std::sync::OnceLock::new(),
+            health: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where the data-plane worker publishes its counters (shown by `Status` as
+    /// `dataplane_<name>`).
+    pub fn dataplane_counters(&self) -> Arc<Mutex<Vec<(String, u64)>>> {
+        self.dataplane_counters.clone()
     }
 
     /// The engine.
@@ -169,6 +180,11 @@ impl Control {
     pub fn running_config(&self) -> Config {
         let _engine = lock(&self.engine);
         lock(&self.state).config.clone()
+    }
+
+    /// Makes `Status` include the failover counters.
+    pub fn set_failover_stats(&self, stats: Arc<crate::failover::stats::FailoverStats>) {
+        let _ = self.failover.set(stats);
     }
 
     /// Counts a request the server could not parse.
@@ -315,10 +331,16 @@ impl Control {
         for policy in [DefensePolicy::DropEntry, DefensePolicy::DropPacket, DefensePolicy::SecureTcp] {
             counters.insert(format!("{}_mode", policy.sysctl_name()), u64::from(engine.defense().mode(policy).value()));
         }
+        for (name, v) in lock(&self.dataplane_counters).iter() {
+            counters.insert(format!("dataplane_{name}"), *v);
+        }
         counters.insert("services".into(), engine.services().count() as u64);
         counters
             .insert("real_servers".into(), engine.services().map(|(id, _)| engine.dests_of(id).count() as u64).sum());
         counters.insert("uptime_seconds".into(), self.clock.now().as_millis() / 1000);
+        if let Some(f) = self.failover.get() {
+            counters.extend(f.counters());
+        }
         StatusInfo {
             protocol_version: rvs_api::PROTOCOL_VERSION,
             version: env!("CARGO_PKG_VERSION").to_string(),

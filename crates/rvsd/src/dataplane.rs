@@ -12,6 +12,15 @@
 //!    changes (its generation moves) the worker re-derives and atomically replaces the steering
 //!    rules.
 //!
+//! Firewall-mark services: AF_PACKET sees frames before nftables marks them, so while the
+//! configuration has fwmark services the worker also binds NFQUEUE [`FWMARK_QUEUE`]
+//! ([`rvs_dataplane::nfqueue::NfQueue`]) and the steering queues each service's marked packets
+//! there (after the operator's marking at prerouting/mangle). The same worker serves both
+//! sources: it waits on the rings and the queue together, runs AF_PACKET frames, then drains
+//! the queue through the same pipeline and gives each queued packet its verdict (drop what rvs
+//! forwarded, answered or dropped; accept what it passed). The queue is opened and closed as
+//! fwmark services come and go.
+//!
 //! [`DataPlaneHandle::stop`] stops the worker and removes the steering table. A configuration
 //! without interfaces starts no worker (the control plane alone, as in tests).
 
@@ -24,12 +33,13 @@ use std::time::{Duration, Instant as StdInstant};
 use anyhow::Context;
 use rvs_core::ForwardMethod;
 use rvs_core::engine::Engine;
-use rvs_core::service::ServiceKey;
+use rvs_core::service::{Protocol, ServiceKey};
 use rvs_dataplane::afpacket::AfPacketIo;
 use rvs_dataplane::io::{Batch, PacketIo};
 use rvs_dataplane::kernel_nexthops::KernelNextHops;
-use rvs_dataplane::pipeline::{Pipeline, PipelineConfig};
-use rvs_dataplane::steer::{SteeredRealServer, SteeredService, Steering, SteeringSpec};
+use rvs_dataplane::nfqueue::NfQueue;
+use rvs_dataplane::pipeline::{Fate, Pipeline, PipelineConfig};
+use rvs_dataplane::steer::{SteeredMark, SteeredRealServer, SteeredService, Steering, SteeringSpec};
 use tracing::{info, warn};
 
 use crate::clock::Clock;
@@ -40,6 +50,11 @@ const RX_BATCH: usize = 64;
 /// How long one receive call waits for traffic (also how often the worker checks for stop
 /// and for configuration changes when idle).
 const RX_TIMEOUT: Duration = Duration::from_millis(20);
+/// The NFQUEUE number rvsd binds for firewall-mark services (one rvsd per network namespace;
+/// another program bound to it makes the fwmark services fail to start, logged).
+pub const FWMARK_QUEUE: u16 = 7100;
+/// Queue batches handled per turn of the worker, so AF_PACKET traffic is not starved.
+const QUEUE_ROUNDS: usize = 4;
 
 /// A running data plane.
 #[derive(Debug)]
@@ -69,7 +84,12 @@ impl DataPlaneHandle {
 
 /// What the kernel must leave to rvs, derived from the engine's services.
 fn steering_spec(engine: &Engine, interfaces: &[String], local: &[IpAddr]) -> SteeringSpec {
-    let mut spec = SteeringSpec { interfaces: interfaces.to_vec(), local_addrs: local.to_vec(), ..Default::default() };
+    let mut spec = SteeringSpec {
+        interfaces: interfaces.to_vec(),
+        local_addrs: local.to_vec(),
+        queue: FWMARK_QUEUE,
+        ..Default::default()
+    };
     for (id, svc) in engine.services() {
         match svc.config.key {
             ServiceKey::Addr { protocol, addr, port } => {
@@ -84,9 +104,25 @@ fn steering_spec(engine: &Engine, interfaces: &[String], local: &[IpAddr]) -> St
                     }
                 }
             }
-            ServiceKey::Fwmark { .. } => {}
+            ServiceKey::Fwmark { family, mark } => {
+                spec.marks.push(SteeredMark { family, mark });
+                // A fwmark service covers every protocol: NAT replies of each are rvs's.
+                for (_, d) in engine.dests_of(id) {
+                    if d.config.method == ForwardMethod::Masquerade {
+                        for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
+                            spec.nat_real_servers.push(SteeredRealServer {
+                                protocol,
+                                addr: d.config.addr,
+                                port: d.config.port,
+                            });
+                        }
+                    }
+                }
+            }
         }
     }
+    spec.marks.sort();
+    spec.marks.dedup();
     spec.services.sort();
     spec.services.dedup();
     spec.nat_real_servers.sort();
@@ -96,7 +132,12 @@ fn steering_spec(engine: &Engine, interfaces: &[String], local: &[IpAddr]) -> St
 
 /// Starts the packet worker on the configured interfaces, sharing `engine` with the control
 /// plane.
-pub fn start(engine: Arc<Mutex<Engine>>, config: &rvs_config::Config, clock: Clock) -> anyhow::Result<DataPlaneHandle> {
+pub fn start(
+    engine: Arc<Mutex<Engine>>,
+    config: &rvs_config::Config,
+    clock: Clock,
+    published: Arc<Mutex<Vec<(String, u64)>>>,
+) -> anyhow::Result<DataPlaneHandle> {
     let interfaces = config.director.interfaces.clone();
     let stop = Arc::new(AtomicBool::new(false));
     if interfaces.is_empty() {
@@ -116,6 +157,11 @@ pub fn start(engine: Arc<Mutex<Engine>>, config: &rvs_config::Config, clock: Clo
     {
         info!(tables = ?stale, "removed steering tables of dead rvsd processes");
     }
+    let queue = if spec.marks.is_empty() {
+        None
+    } else {
+        Some(NfQueue::open(FWMARK_QUEUE).context("binding the NFQUEUE of the firewall-mark services")?)
+    };
     let steering = Steering::install(spec.clone()).context("installing nftables steering")?;
     let pipeline_config = PipelineConfig {
         own_addrs: local.clone(),
@@ -130,13 +176,26 @@ pub fn start(engine: Arc<Mutex<Engine>>, config: &rvs_config::Config, clock: Clo
         ..PipelineConfig::default()
     };
     let pipeline = Pipeline::new(engine.clone(), pipeline_config);
-    info!(interfaces = ?interfaces, services = spec.services.len(), "data plane started");
+    info!(interfaces = ?interfaces, services = spec.services.len(), marks = spec.marks.len(), "data plane started");
     let worker_stop = stop.clone();
     let worker_ifs = interfaces.clone();
     let worker = std::thread::Builder::new()
         .name("rvsd-dataplane".into())
         .spawn(move || {
-            let state = Worker { io, nexthops, pipeline, steering, spec, generation, engine, clock, local };
+            let mut state = Worker {
+                io,
+                queue: None,
+                nexthops,
+                pipeline,
+                steering,
+                spec,
+                generation,
+                engine,
+                clock,
+                local,
+                published,
+            };
+            state.set_queue(queue);
             state.run(&worker_stop, &worker_ifs);
         })
         .context("spawning the data-plane worker")?;
@@ -145,6 +204,8 @@ pub fn start(engine: Arc<Mutex<Engine>>, config: &rvs_config::Config, clock: Clo
 
 struct Worker {
     io: AfPacketIo,
+    /// The NFQUEUE source, while there are fwmark services.
+    queue: Option<NfQueue>,
     nexthops: KernelNextHops,
     pipeline: Pipeline,
     steering: Steering,
@@ -153,12 +214,15 @@ struct Worker {
     engine: Arc<Mutex<Engine>>,
     clock: Clock,
     local: Vec<IpAddr>,
+    /// Where the pipeline's counters are published for `Status`.
+    published: Arc<Mutex<Vec<(String, u64)>>>,
 }
 
 impl Worker {
     fn run(mut self, stop: &AtomicBool, interfaces: &[String]) {
         let mut rx = Batch::new(RX_BATCH);
         let mut tx = Batch::new(RX_BATCH * 2);
+        let mut fates = Vec::with_capacity(RX_BATCH);
         let mut last_check = StdInstant::now();
         while !stop.load(Ordering::Relaxed) {
             match self.io.recv(&mut rx, RX_TIMEOUT) {
@@ -177,13 +241,64 @@ impl Worker {
                     std::thread::sleep(RX_TIMEOUT);
                 }
             }
+            self.drain_queue(&mut rx, &mut tx, &mut fates);
             if last_check.elapsed() >= Duration::from_millis(100) {
                 last_check = StdInstant::now();
                 self.follow_config(interfaces);
+                *lock(&self.published) = self.pipeline.counters().named();
             }
         }
-        if let Err(e) = self.steering.remove() {
+        // Rules first (with `bypass`, a queue nobody listens to lets packets through), then
+        // the queue.
+        self.io.set_wake_fd(None);
+        let Worker { steering, queue, .. } = self;
+        if let Err(e) = steering.remove() {
             warn!(error = %e, "removing the steering table");
+        }
+        drop(queue);
+    }
+
+    /// Runs what waits in the NFQUEUE (at most [`QUEUE_ROUNDS`] batches) through the
+    /// pipeline, transmits, and gives every queued packet its verdict.
+    fn drain_queue(&mut self, rx: &mut Batch, tx: &mut Batch, fates: &mut Vec<Fate>) {
+        let Some(queue) = self.queue.as_mut() else { return };
+        for _ in 0..QUEUE_ROUNDS {
+            let received = match queue.recv(rx, Duration::ZERO) {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!(error = %e, "NFQUEUE receive failed");
+                    0
+                }
+            };
+            if received == 0 && queue.unanswered() == 0 {
+                return;
+            }
+            fates.clear();
+            if received > 0 {
+                tx.clear();
+                self.pipeline.process_with_fates(rx, tx, &mut self.nexthops, self.clock.now(), fates);
+                if !tx.is_empty()
+                    && let Err(e) = self.io.send(tx.frames())
+                {
+                    warn!(error = %e, "transmit failed");
+                }
+            }
+            if let Err(e) = queue.send_verdicts(fates) {
+                warn!(error = %e, "NFQUEUE verdicts failed");
+            }
+            if received == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Replaces the NFQUEUE source (`None` closes it); AF_PACKET's wait also wakes for it.
+    fn set_queue(&mut self, queue: Option<NfQueue>) {
+        // The wake descriptor goes before the socket it names is closed.
+        self.io.set_wake_fd(None);
+        self.queue = queue;
+        if let Some(q) = &self.queue {
+            self.io.set_wake_fd(Some(q.fd()));
         }
     }
 
@@ -197,18 +312,33 @@ impl Worker {
             (e.generation(), steering_spec(&e, interfaces, &self.local))
         };
         self.generation = generation;
+        if !spec.marks.is_empty() && self.queue.is_none() {
+            // Bound before the rules queue to it (with `bypass`, unbound means the kernel's).
+            match NfQueue::open(FWMARK_QUEUE) {
+                Ok(q) => {
+                    info!(queue = FWMARK_QUEUE, "NFQUEUE bound for firewall-mark services");
+                    self.set_queue(Some(q));
+                }
+                Err(e) => warn!(error = %e, "binding the NFQUEUE failed; firewall-mark services get no traffic"),
+            }
+        }
         if spec != self.spec {
             match self.steering.update(spec.clone()) {
                 Ok(()) => {
                     info!(
                         services = spec.services.len(),
                         nat_real_servers = spec.nat_real_servers.len(),
+                        marks = spec.marks.len(),
                         "steering updated"
                     );
                     self.spec = spec;
                 }
                 Err(e) => warn!(error = %e, "updating the steering rules failed; keeping the old ones"),
             }
+        }
+        if self.spec.marks.is_empty() && self.queue.is_some() {
+            self.set_queue(None);
+            info!("NFQUEUE released: no firewall-mark service left");
         }
     }
 }

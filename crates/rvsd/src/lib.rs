@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod dataplane;
+pub mod failover;
 pub mod health;
 pub mod housekeeping;
 pub mod logging;
@@ -61,6 +62,7 @@ pub struct Rvsd {
     stop: Arc<StopFlag>,
     housekeeping: Option<JoinHandle<()>>,
     dataplane: Option<dataplane::DataPlaneHandle>,
+    failover: Option<failover::FailoverHandle>,
     health: Option<health::HealthRunner>,
     socket_path: PathBuf,
 }
@@ -94,20 +96,16 @@ impl Rvsd {
         let control = Control::new(engine.clone(), config.clone(), config_path.clone(), clock)
             .map_err(|e| anyhow::anyhow!("{}: the engine refused the configuration: {e}", config_path.display()))?;
         let control = Arc::new(control);
-        let mut dataplane = Some(dataplane::start(engine.clone(), &config, clock).context("starting the data plane")?);
+        let mut dataplane = Some(
+            dataplane::start(engine.clone(), &config, clock, control.dataplane_counters())
+                .context("starting the data plane")?,
+        );
         let stop = Arc::new(StopFlag::default());
         let socket_path = socket.path().to_path_buf();
+        let engine_for_failover = engine.clone();
         let threads = housekeeping::spawn(engine, clock, random_seed(), stop.clone())
             .and_then(|h| Ok((h, Server::start(socket, control.clone(), limits)?)));
-        let threads = threads.and_then(|(h, server)| match health::start(&control, &config, config_path.clone()) {
-            Ok(runner) => Ok((h, server, runner)),
-            Err(e) => {
-                let mut server = server;
-                server.stop();
-                Err(e.context("starting health checking"))
-            }
-        });
-        let (housekeeping, server, health) = match threads {
+        let (housekeeping, mut server) = match threads {
             Ok(t) => t,
             Err(e) => {
                 stop.stop();
@@ -117,6 +115,31 @@ impl Rvsd {
                 return Err(e);
             }
         };
+        let health = match health::start(&control, &config, config_path.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                stop.stop();
+                server.stop();
+                if let Some(dp) = dataplane.take() {
+                    dp.stop();
+                }
+                return Err(e.context("starting health checking"));
+            }
+        };
+        // Failover last: a director takes part in VRRP only once it can serve.
+        let failover = match failover::FailoverHandle::start(&config, engine_for_failover, clock) {
+            Ok(f) => f,
+            Err(e) => {
+                health.stop();
+                stop.stop();
+                server.stop();
+                if let Some(dp) = dataplane.take() {
+                    dp.stop();
+                }
+                return Err(e);
+            }
+        };
+        control.set_failover_stats(failover.stats());
         info!(config = %config_path.display(), socket = %socket_path.display(), "rvsd started");
         Ok(Rvsd {
             control,
@@ -124,6 +147,7 @@ impl Rvsd {
             stop,
             housekeeping: Some(housekeeping),
             dataplane,
+            failover: Some(failover),
             health: Some(health),
             socket_path,
         })
@@ -198,6 +222,10 @@ impl Rvsd {
     }
 
     fn shutdown(&mut self) {
+        // Failover first: a master resigns (priority 0) while it can still serve.
+        if let Some(f) = self.failover.take() {
+            f.stop();
+        }
         if let Some(h) = self.health.take() {
             h.stop();
         }

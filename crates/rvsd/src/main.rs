@@ -40,7 +40,7 @@ fn main() -> ExitCode {
 fn run(options: Options) -> anyhow::Result<()> {
     // Absolute paths: reloads re-read the file after a detach changed the directory to /.
     let config_path = std::path::absolute(&options.config).context("resolving the configuration path")?;
-    let config = rvs_config::Config::load(&config_path)?;
+    let config = rvs_config::Config::load_for_host(&config_path)?;
     logging::init(config.director.log_level);
     let socket_path: PathBuf = match &options.socket {
         Some(p) => std::path::absolute(p).context("resolving the socket path")?,

@@ -1,17 +1,66 @@
-//! `rvs import`: reads the configuration of an older health checker (ldirectord's
-//! `ldirectord.cf`, piranha's `lvs.cf`, the `virtual_server` part of `keepalived.conf`) and
-//! writes the equivalent rvs TOML. Every directive that has no rvs equivalent (or is not
-//! mapped) gives a warning naming its file and line; nothing is dropped silently.
+//! Importers from the tools the seeds use to rvs TOML.
 //!
-//! Each format module parses its syntax into the small output model below ([`Doc`]);
-//! [`Doc::render`] writes the TOML. Values in the model are TOML literals already.
+//! - Director failover: heartbeat v1 (`ha.cf`, `haresources`, `authkeys`) and keepalived
+//!   (`vrrp_instance` / `vrrp_script` blocks) become `[[vrrp]]` tables ([`heartbeat`],
+//!   [`keepalived`]), with the list of what could not be mapped.
+//! - Services and health checks ([`import`]): ldirectord's `ldirectord.cf`, piranha's `lvs.cf`
+//!   and keepalived's `virtual_server` blocks become `[[service]]` tables with
+//!   `[service.health]` and checks. Every directive that has no rvs equivalent (or is not
+//!   mapped) gives a warning naming its file and line; nothing is dropped silently. Each format
+//!   module parses its syntax into the small output model below ([`Doc`]); [`Doc::render`]
+//!   writes the TOML. For keepalived both parts run and their outputs are joined.
+//!
+//! The output always parses with [`crate::Config::parse`] (the tests check it).
+
+pub mod heartbeat;
+pub mod keepalived;
+mod keepalived_lvs;
+mod ldirectord;
+mod piranha;
+
+/// The result of an import.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Import {
+    /// rvs TOML (`[[vrrp]]` tables).
+    pub toml: String,
+    /// What was not mapped, one line each: `file:line: directive: why`.
+    pub unmapped: Vec<String>,
+}
+
+/// A TOML basic string literal.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Seconds as TOML (`1`, `0.05`).
+pub(crate) fn secs(ms: u64) -> String {
+    if ms.is_multiple_of(1000) { (ms / 1000).to_string() } else { format!("{}", ms as f64 / 1000.0) }
+}
+
+/// A key as `hex:...` so any bytes survive.
+pub(crate) fn hex_key(bytes: &[u8]) -> String {
+    let mut s = String::from("hex:");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
 
 use std::fmt;
 use std::net::IpAddr;
-
-mod keepalived;
-mod ldirectord;
-mod piranha;
 
 /// The formats `rvs import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,14 +123,28 @@ pub fn import(format: Format, source: &str, file: &str) -> Result<Imported, Impo
     let doc = match format {
         Format::Ldirectord => ldirectord::convert(source, &mut ctx)?,
         Format::Piranha => piranha::convert(source, &mut ctx)?,
-        Format::Keepalived => keepalived::convert(source, &mut ctx)?,
+        Format::Keepalived => keepalived_lvs::convert(source, &mut ctx)?,
     };
     let name = match format {
         Format::Ldirectord => "ldirectord",
         Format::Piranha => "piranha",
         Format::Keepalived => "keepalived",
     };
-    Ok(Imported { toml: doc.render(file, name), warnings: ctx.warnings })
+    let mut out = Imported { toml: doc.render(file, name), warnings: ctx.warnings };
+    if format == Format::Keepalived {
+        // The VRRP part: [[vrrp]] tables. Its notes on `virtual_server` are the LVS part's job.
+        let vrrp = keepalived::import(file, source);
+        if vrrp.toml.contains("[[vrrp]]") {
+            out.toml.push('\n');
+            out.toml.push_str(&vrrp.toml);
+        }
+        out.warnings.extend(
+            vrrp.unmapped
+                .into_iter()
+                .filter(|u| !u.contains(": virtual_server: ") && !u.contains(": virtual_server_group: ")),
+        );
+    }
+    Ok(out)
 }
 
 /// Where messages go while converting.

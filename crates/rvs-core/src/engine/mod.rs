@@ -26,6 +26,7 @@ use crate::time::Instant;
 
 pub mod housekeeping;
 pub mod packet;
+pub mod sync;
 
 pub use packet::{DropReason, Forward, InVerdict, OutVerdict, Packet};
 

@@ -12,8 +12,8 @@ use rvs_packet::ip::protocol;
 /// Offset of the first chunk after the SCTP common header.
 const SCTP_FIRST_CHUNK: usize = 12;
 
-/// The engine's view of a parsed IP packet (no firewall mark yet).
-pub(crate) fn engine_packet(frame: &[u8], s: &PacketSummary) -> Packet {
+/// The engine's view of a parsed IP packet carrying firewall mark `mark` (0 = none).
+pub(crate) fn engine_packet(frame: &[u8], s: &PacketSummary, mark: u32) -> Packet {
     Packet {
         family: family(s.family),
         protocol: s.protocol,
@@ -21,7 +21,7 @@ pub(crate) fn engine_packet(frame: &[u8], s: &PacketSummary) -> Packet {
         sport: s.src_port,
         dst: Addr16::from_ip(s.dst),
         dport: s.dst_port,
-        fwmark: 0,
+        fwmark: mark,
         tcp_flags: s.tcp_flags.map(|f| TcpFlags::from_byte(f.0)).unwrap_or_default(),
         sctp_chunk: if s.protocol == protocol::SCTP { sctp_chunk(frame, s.l4_offset, s.end) } else { chunk::DATA },
         len: u32::try_from(s.ip_len()).unwrap_or(u32::MAX),

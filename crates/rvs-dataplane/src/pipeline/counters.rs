@@ -70,12 +70,22 @@ pub struct PassedCounters {
     pub no_connection: u64,
     /// Connections whose real server is this host (the Local method).
     pub local: u64,
+    /// Packets of a firewall-mark service's connection seen without their mark (AF_PACKET
+    /// taps frames before netfilter marks them): the kernel marks them and hands them over
+    /// again through NFQUEUE, where they are forwarded.
+    pub unmarked_fwmark: u64,
 }
 
 impl PassedCounters {
     /// Every frame passed.
     pub fn total(&self) -> u64 {
-        self.arp + self.unparsed + self.own_address + self.not_ours + self.no_connection + self.local
+        self.arp
+            + self.unparsed
+            + self.own_address
+            + self.not_ours
+            + self.no_connection
+            + self.local
+            + self.unmarked_fwmark
     }
 }
 
@@ -184,6 +194,76 @@ pub struct PipelineCounters {
     pub parse_errors: ParseErrorCounters,
 }
 
+impl PipelineCounters {
+    /// Every counter as (name, value), names like `forwarded_direct_route` or
+    /// `drop_no_next_hop`, for status listings.
+    pub fn named(&self) -> Vec<(String, u64)> {
+        let f = &self.forwarded;
+        let r = &self.replies;
+        let p = &self.passed;
+        let d = &self.drops;
+        let mut out: Vec<(String, u64)> = vec![("rx".into(), self.rx)];
+        let groups: [(&str, Vec<(&str, u64)>); 4] = [
+            (
+                "forwarded",
+                vec![
+                    ("direct_route", f.direct_route),
+                    ("masquerade", f.masquerade),
+                    ("tunnel", f.tunnel),
+                    ("nat_replies", f.nat_replies),
+                    ("icmp_to_real_server", f.icmp_to_real_server),
+                    ("icmp_to_client", f.icmp_to_client),
+                ],
+            ),
+            (
+                "reply",
+                vec![
+                    ("port_unreachable", r.port_unreachable),
+                    ("too_big", r.too_big),
+                    ("time_exceeded", r.time_exceeded),
+                    ("nat_unreachable", r.nat_unreachable),
+                ],
+            ),
+            (
+                "passed",
+                vec![
+                    ("arp", p.arp),
+                    ("unparsed", p.unparsed),
+                    ("own_address", p.own_address),
+                    ("not_ours", p.not_ours),
+                    ("no_connection", p.no_connection),
+                    ("local", p.local),
+                    ("unmarked_fwmark", p.unmarked_fwmark),
+                ],
+            ),
+            (
+                "drop",
+                vec![
+                    ("no_next_hop", d.no_next_hop),
+                    ("dest_unavailable", d.dest_unavailable),
+                    ("table_full", d.table_full),
+                    ("defense", d.defense),
+                    ("unreachable", d.unreachable),
+                    ("too_big", d.too_big),
+                    ("needs_fragmentation", d.needs_fragmentation),
+                    ("ttl_expired", d.ttl_expired),
+                    ("unsupported_tunnel", d.unsupported_tunnel),
+                    ("no_tunnel_source", d.no_tunnel_source),
+                    ("rewrite_failed", d.rewrite_failed),
+                    ("no_headroom", d.no_headroom),
+                    ("tx_full", d.tx_full),
+                    ("nat_no_connection", d.nat_no_connection),
+                ],
+            ),
+        ];
+        for (group, items) in groups {
+            out.extend(items.into_iter().map(|(n, v)| (format!("{group}_{n}"), v)));
+        }
+        out.extend(self.parse_errors.iter().map(|(n, v)| (format!("parse_error_{n}"), v)));
+        out
+    }
+}
+
 /// How one frame ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -191,6 +271,40 @@ pub(crate) enum Outcome {
     Replied(Reply),
     Passed(Passed),
     Dropped(Dropped),
+}
+
+impl Outcome {
+    /// The kind of ending, without the reason.
+    pub(crate) fn fate(self) -> Fate {
+        match self {
+            Outcome::Forwarded(_) => Fate::Forwarded,
+            Outcome::Replied(_) => Fate::Replied,
+            Outcome::Passed(_) => Fate::Passed,
+            Outcome::Dropped(_) => Fate::Dropped,
+        }
+    }
+}
+
+/// What became of one received frame, as a backend that must tell the kernel (NFQUEUE
+/// verdicts) needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Rewritten and queued for transmission.
+    Forwarded,
+    /// Answered with an ICMP error the pipeline built (the frame itself goes nowhere).
+    Replied,
+    /// The kernel's business: rvs did nothing with it.
+    Passed,
+    /// Dropped by rvs.
+    Dropped,
+}
+
+impl Fate {
+    /// True if the kernel should go on with the packet (only [`Fate::Passed`]); rvs has dealt
+    /// with every other frame and the kernel's copy must be dropped.
+    pub fn kernel_keeps(self) -> bool {
+        self == Fate::Passed
+    }
 }
 
 /// Which forwarded counter.
@@ -222,6 +336,7 @@ pub(crate) enum Passed {
     NotOurs,
     NoConnection,
     Local,
+    UnmarkedFwmark,
 }
 
 /// Which drop counter.
@@ -280,6 +395,7 @@ impl PipelineCounters {
                     Passed::NotOurs => &mut c.not_ours,
                     Passed::NoConnection => &mut c.no_connection,
                     Passed::Local => &mut c.local,
+                    Passed::UnmarkedFwmark => &mut c.unmarked_fwmark,
                 } += 1;
             }
             Outcome::Dropped(d) => {

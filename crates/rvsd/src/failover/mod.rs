@@ -1,0 +1,109 @@
+//! Director failover in the daemon: one thread per `[[vrrp]]` instance ([`instance`]) that owns
+//! the instance's sockets and virtual addresses, plus connection sync ([`sync`]). The data
+//! plane and the health checks keep running whatever the role (a backup's tables stay warm);
+//! the role only decides who holds the addresses the router sends the traffic to.
+//!
+//! Modules: [`instance`] (the per-instance loop), [`link`] (sockets), [`sys`] (the few
+//! system calls socket2 does not wrap), [`addrs`] (`ip` address changes), [`track`] (ping
+//! and script probes), [`notify`] (transition commands), [`stats`] (counters for `Status`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use rvs_config::Config;
+use rvs_core::engine::Engine;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+
+pub mod addrs;
+pub mod instance;
+pub mod link;
+pub mod notify;
+pub mod stats;
+pub mod sync;
+pub mod sys;
+pub mod track;
+
+use stats::{FailoverStats, InstanceStats};
+
+/// Running failover threads.
+#[derive(Debug)]
+pub struct FailoverHandle {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Arc<FailoverStats>,
+    sync: Option<sync::SyncHandle>,
+}
+
+impl FailoverHandle {
+    /// Starts one thread per `[[vrrp]]` instance of `config` (none without instances), and
+    /// connection sync (`[conn_sync]`) on `engine`.
+    pub fn start(config: &Config, engine: Arc<Mutex<Engine>>, clock: Clock) -> anyhow::Result<FailoverHandle> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut runtimes = Vec::new();
+        let mut instances = Vec::new();
+        for cfg in &config.vrrp {
+            let st = Arc::new(InstanceStats::default());
+            instances.push((cfg.name.clone(), st.clone()));
+            let rt = instance::Runtime::open(cfg.clone(), clock, st)
+                .with_context(|| format!("starting VRRP instance {}", cfg.name))?;
+            runtimes.push((cfg.name.clone(), rt));
+        }
+        let stats = Arc::new(FailoverStats { instances, ..FailoverStats::default() });
+        let mut handle = FailoverHandle { stop: stop.clone(), threads: Vec::new(), stats: stats.clone(), sync: None };
+        if let Some(sc) = &config.conn_sync {
+            let followed = sc
+                .follow
+                .as_ref()
+                .map_or(stats.instances.first(), |name| stats.instances.iter().find(|(n, _)| n == name));
+            let role = followed.map(|(_, s)| s.clone()).context("conn_sync follows no instance")?;
+            handle.sync = Some(sync::SyncHandle::start(sc.clone(), engine, clock, role, stats.sync.clone())?);
+        }
+        for (name, rt) in runtimes {
+            let stop = stop.clone();
+            let spawned = std::thread::Builder::new().name(format!("rvsd-vrrp-{name}")).spawn(move || rt.run(&stop));
+            match spawned {
+                Ok(t) => handle.threads.push(t),
+                Err(e) => {
+                    handle.stop_threads();
+                    return Err(e).context("spawning a VRRP thread");
+                }
+            }
+        }
+        if !config.vrrp.is_empty() {
+            info!(instances = config.vrrp.len(), "failover started");
+        }
+        Ok(handle)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<FailoverStats> {
+        self.stats.clone()
+    }
+
+    fn stop_threads(&mut self) {
+        if let Some(mut s) = self.sync.take() {
+            s.stop();
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                warn!("a failover thread panicked");
+            }
+        }
+    }
+
+    /// Stops every instance: masters resign (priority 0), addresses are removed.
+    pub fn stop(mut self) {
+        self.stop_threads();
+    }
+}
+
+impl Drop for FailoverHandle {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
