@@ -140,12 +140,24 @@ fn load(netns: String, vip: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::J
     })
 }
 
-/// `n` requests, one after the other, from the client namespace.
+/// `n` requests, one after the other, from the client namespace. A request that times out (a
+/// SYN lost in the lab: no verdict on health) is tried again, twice at most.
 fn requests(netns: &str, vip: SocketAddr, n: usize) -> Vec<Answer> {
     let netns = netns.to_string();
     std::thread::spawn(move || {
         rvs_lab::netns::enter(&netns).unwrap();
-        (0..n).map(|_| get(vip)).collect()
+        (0..n)
+            .map(|_| {
+                let mut answer = get(vip);
+                for _ in 0..2 {
+                    if !matches!(answer, Answer::Other(_)) {
+                        break;
+                    }
+                    answer = get(vip);
+                }
+                answer
+            })
+            .collect()
     })
     .join()
     .unwrap()
