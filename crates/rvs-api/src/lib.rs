@@ -256,6 +256,44 @@ pub enum Request {
     Reload,
     /// Daemon status and counters.
     Status,
+    /// Drain (`drain = true`) or undrain real servers by hand, like a file in ldirectord's
+    /// maintenance directory: a drained server counts as down for its service's health policy
+    /// (quiesced or removed). `service` None: every service; `port` None: every port.
+    SetDrain {
+        /// The service, or all.
+        #[serde(default)]
+        service: Option<ServiceId>,
+        /// Real server address.
+        addr: IpAddr,
+        /// Real server port, or all.
+        #[serde(default)]
+        port: Option<u16>,
+        /// Drain (true) or put back (false).
+        drain: bool,
+    },
+    /// Health of every real server of every configured service.
+    Health,
+}
+
+/// Health of one real server, as [`Request::Health`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealHealthInfo {
+    /// The service.
+    pub service: ServiceId,
+    /// Real server address.
+    pub addr: IpAddr,
+    /// Real server port.
+    pub port: u16,
+    /// Whether health checks run for it.
+    pub checked: bool,
+    /// Whether its checks pass (true when unchecked).
+    pub healthy: bool,
+    /// Drained by hand (API) or by a maintenance file.
+    pub drained: bool,
+    /// Why it is down (last failure), empty when up.
+    pub reason: String,
+    /// Weight asked for by a dynamic check, if any.
+    pub dynamic_weight: Option<u32>,
 }
 
 /// Counters and rates of a service, destination or the whole director.
@@ -413,6 +451,11 @@ pub enum Response {
     },
     /// Status.
     Status(StatusInfo),
+    /// Health of the real servers.
+    Health {
+        /// One entry per real server of every configured service.
+        reals: Vec<RealHealthInfo>,
+    },
     /// Failure.
     Error(ApiError),
 }

@@ -24,12 +24,14 @@ use rvs_core::engine::Tunables;
 mod diff;
 mod error;
 pub mod failover;
+pub mod health;
 pub mod import;
 mod raw;
 mod validate;
 
 pub use diff::{diff, diff_tables};
 pub use error::{ConfigError, ErrorKind};
+pub use health::{HealthPlan, HealthSettings, RealHealth, ServiceHealth};
 pub use raw::LogLevel;
 pub use validate::describe_service;
 
@@ -47,6 +49,8 @@ pub struct Config {
     pub timeouts: TimeoutsInfo,
     /// `[[sync_daemon]]`, in file order.
     pub sync_daemons: Vec<SyncDaemonSpec>,
+    /// `[health]`, `[service.health]` and `[[service.real.check]]`.
+    pub health: HealthPlan,
     /// `[[vrrp]]` failover instances, in file order.
     pub vrrp: Vec<failover::VrrpInstance>,
     /// `[conn_sync]`: connection sync between the directors.

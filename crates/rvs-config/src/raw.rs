@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     #[serde(default)]
     pub sync_daemon: Vec<Spanned<RawSyncDaemon>>,
+    #[serde(default)]
+    pub health: Option<Spanned<crate::health::RawHealthSettings>>,
     // Failover (crate::failover).
     #[serde(default)]
     pub vrrp: Vec<Spanned<crate::failover::RawVrrp>>,
@@ -115,6 +117,8 @@ pub(crate) struct RawService {
     pub pe: Option<Spanned<String>>,
     #[serde(default)]
     pub real: Vec<Spanned<RawReal>>,
+    #[serde(default)]
+    pub health: Option<Spanned<crate::health::RawServiceHealth>>,
 }
 
 /// Forwarding method names.
@@ -166,6 +170,8 @@ pub(crate) struct RawReal {
     pub tun_port: Option<Spanned<u16>>,
     #[serde(default)]
     pub tun_csum: Option<Spanned<RawTunCsum>>,
+    #[serde(default)]
+    pub check: Vec<Spanned<rvs_health::CheckConfig>>,
 }
 
 /// A sysctl switch: `true`/`false` or `1`/`0`, as written to /proc/sys.

@@ -36,13 +36,13 @@ const DEFAULT_SYNC_PORT: u16 = 8848;
 const DEFAULT_SYNC_TTL: u8 = 1;
 
 /// The source and its name, to turn spans into located errors.
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     source: &'a str,
     file: &'a str,
 }
 
 impl Ctx<'_> {
-    fn error(
+    pub(crate) fn error(
         &self,
         kind: ErrorKind,
         span: Range<usize>,
@@ -53,11 +53,21 @@ impl Ctx<'_> {
         ConfigError { kind, file: self.file.to_string(), line, column, field: field.into(), message: message.into() }
     }
 
-    fn invalid(&self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn invalid(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         self.error(ErrorKind::InvalidValue, span, field, message)
     }
 
-    fn conflict(&self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn conflict(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         self.error(ErrorKind::Conflict, span, field, message)
     }
 
@@ -123,6 +133,7 @@ pub(crate) fn parse(source: &str, file: &str) -> Result<Config, ConfigError> {
     };
     let mut services = Vec::with_capacity(raw.service.len());
     let mut seen: HashMap<ServiceId, usize> = HashMap::new();
+    let mut health_services = Vec::new();
     for (i, svc) in raw.service.iter().enumerate() {
         let (entry, id_span) = service(&ctx, i, svc)?;
         if let Some(&line) = seen.get(&entry.spec.id) {
@@ -135,6 +146,7 @@ pub(crate) fn parse(source: &str, file: &str) -> Result<Config, ConfigError> {
             ));
         }
         seen.insert(entry.spec.id, ctx.line_of(&svc.span()));
+        health_services.extend(crate::health::service_health(&ctx, i, svc.get_ref(), &entry)?);
         services.push(entry);
     }
     let sysctl = match &raw.sysctl {
@@ -161,10 +173,15 @@ pub(crate) fn parse(source: &str, file: &str) -> Result<Config, ConfigError> {
         roles.insert(spec.role, ctx.line_of(&d.span()));
         sync_daemons.push(spec);
     }
+    let health_settings = match &raw.health {
+        Some(h) => crate::health::settings(&ctx, h.get_ref())?,
+        None => crate::health::HealthSettings::default(),
+    };
+    let health = crate::health::HealthPlan { settings: health_settings, services: health_services };
     let loc = crate::failover::Locator { source, file };
     let vrrp = crate::failover::vrrp_all(&loc, &raw.vrrp)?;
     let conn_sync = raw.conn_sync.as_ref().map(|c| crate::failover::conn_sync(&loc, c, &vrrp)).transpose()?;
-    Ok(Config { director, services, sysctl, timeouts, sync_daemons, vrrp, conn_sync })
+    Ok(Config { director, services, sysctl, timeouts, sync_daemons, health, vrrp, conn_sync })
 }
 
 /// "TCP 198.18.0.1:80", "FWM 1", "FWM 1 IPv6": how ipvsadm lists a service.

@@ -163,6 +163,32 @@ impl Lab {
         netns::exec(netns, program, args, timeout)
     }
 
+    /// Stops the HTTP server (nginx) of real server `index` (0 = rs1), as an operator
+    /// stopping nginx would; its UDP echo and the rest of the lab keep running.
+    pub fn stop_http(&self, index: usize) -> Result<()> {
+        let node = self.description.real_servers.get(index).ok_or_else(|| {
+            LabError::InvalidSpec(format!(
+                "no real server {index} (the lab has {})",
+                self.description.real_servers.len()
+            ))
+        })?;
+        let mut guard = lock(&self.resources);
+        guard.servers.stop_nginx_of(&node.netns)?;
+        guard.record_children()
+    }
+
+    /// Starts the HTTP server (nginx) of real server `index` again after [`Lab::stop_http`];
+    /// returns once it accepts connections.
+    pub fn start_http(&self, index: usize) -> Result<()> {
+        let lab = &self.description;
+        let node = lab.real_servers.get(index).ok_or_else(|| {
+            LabError::InvalidSpec(format!("no real server {index} (the lab has {})", lab.real_servers.len()))
+        })?;
+        let mut guard = lock(&self.resources);
+        guard.servers.start_http(HttpServerChoice::Nginx, node, lab.http_port, &lab.work_dir)?;
+        guard.record_children()
+    }
+
     /// Tears the lab down now and reports any step that failed (dropping the
     /// lab does the same but can only log failures).
     pub fn down(self) -> Result<()> {

@@ -1,12 +1,20 @@
-//! `rvs import heartbeat [--node NAME] HA_CF HARESOURCES [AUTHKEYS]` and
-//! `rvs import keepalived FILE...`: print the `[[vrrp]]` tables for rvsd's configuration on
-//! stdout, and what could not be mapped on stderr.
+//! `rvs import`: converts the configurations of the tools the seeds use to rvs TOML on stdout,
+//! with one `warning: FILE:LINE: ...` line on stderr for everything that could not be mapped.
+//!
+//! - `rvs import ldirectord FILE` / `rvs import piranha FILE`: services, real servers and
+//!   their health checks.
+//! - `rvs import keepalived FILE...`: the `virtual_server` blocks (services and checks) and the
+//!   `vrrp_instance` / `vrrp_script` blocks (`[[vrrp]]` failover tables).
+//! - `rvs import heartbeat [--node NAME] HA_CF HARESOURCES [AUTHKEYS]`: `[[vrrp]]` tables.
+//!
+//! Exit status 0 on success (warnings or not), 1 when a file cannot be converted, 2 on usage
+//! errors.
 
 use anyhow::{Context, Result, bail};
-use rvs_config::import::{Import, heartbeat, keepalived};
+use rvs_config::import::{Format, Import, heartbeat, import};
 
-const USAGE: &str =
-    "usage: rvs import heartbeat [--node NAME] HA_CF HARESOURCES [AUTHKEYS]\n       rvs import keepalived FILE...";
+const USAGE: &str = "usage: rvs import ldirectord|piranha FILE\n       rvs import keepalived FILE...\n       \
+                     rvs import heartbeat [--node NAME] HA_CF HARESOURCES [AUTHKEYS]";
 
 fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {path}"))
@@ -15,7 +23,24 @@ fn read(path: &str) -> Result<String> {
 fn report(out: &Import) {
     print!("{}", out.toml);
     for u in &out.unmapped {
-        eprintln!("rvs import: not mapped: {u}");
+        eprintln!("warning: {u}");
+    }
+}
+
+/// Converts one file of a services format; false if it cannot be converted.
+fn services(format: Format, path: &str) -> Result<bool> {
+    match import(format, &read(path)?, path) {
+        Ok(imported) => {
+            for w in &imported.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", imported.toml);
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("rvs import: {e}");
+            Ok(false)
+        }
     }
 }
 
@@ -41,11 +66,17 @@ pub fn main(args: &[String]) -> Result<i32> {
             report(&out);
             Ok(0)
         }
-        Some("keepalived") if args.len() > 1 => {
-            for path in args.iter().skip(1) {
-                report(&keepalived::import(path, &read(path)?));
+        Some(kind @ ("ldirectord" | "piranha" | "keepalived")) if args.len() > 1 => {
+            let format: Format = kind.parse().map_err(anyhow::Error::msg)?;
+            if format != Format::Keepalived && args.len() != 2 {
+                eprintln!("{USAGE}");
+                return Ok(2);
             }
-            Ok(0)
+            let mut ok = true;
+            for path in args.iter().skip(1) {
+                ok &= services(format, path)?;
+            }
+            Ok(if ok { 0 } else { 1 })
         }
         _ => {
             eprintln!("{USAGE}");

@@ -129,6 +129,12 @@ impl LabRun {
         LabRun::start_configured(method, |d| Ok(format!("{}\n{extra}\n{sysctl}", default_services(d, scheduler)?)))
     }
 
+    /// Like [`LabRun::start`], with the generated services passed through `edit` before rvsd
+    /// reads them (e.g. to give a service a `[service.health]` block).
+    pub fn start_edited(method: Method, scheduler: &str, edit: impl FnOnce(String) -> String) -> Result<LabRun> {
+        LabRun::start_configured(method, |d| Ok(edit(default_services(d, scheduler)?)))
+    }
+
     /// Builds the lab for `method` and starts rvsd with the services (and any other
     /// configuration after `[director]`) that `services` writes for the lab built, instead of
     /// the default ones.
@@ -211,6 +217,11 @@ impl LabRun {
     /// What was built.
     pub fn description(&self) -> &LabDescription {
         self.lab.as_ref().map(Lab::description).expect("lab is up while the run lives")
+    }
+
+    /// The lab itself (to stop and start a real server's HTTP server).
+    pub fn lab(&self) -> &Lab {
+        self.lab.as_ref().expect("lab is up while the run lives")
     }
 
     /// The admin socket of this lab's rvsd.

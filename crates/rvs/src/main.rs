@@ -26,7 +26,10 @@ fn main() -> Result<()> {
             println!("usage: rvs lab up [dr|nat|tun] | status | down | demo  a cluster in network namespaces");
             println!("       rvs demo [CONNECTIONS]                      run the engine demo (no network)");
             println!("       rvs realserver setup|check|teardown|decap ...  configure a real server (--help)");
-            println!("       rvs import heartbeat|keepalived FILE...       failover settings as rvsd [[vrrp]] tables");
+            println!(
+                "       rvs import heartbeat|keepalived FILE...       failover ([[vrrp]]; keepalived also services)"
+            );
+            println!("       rvs import ldirectord|piranha FILE             services and checks as rvs TOML");
             Ok(())
         }
         Some(other) => bail!("unknown command `{other}' (try `rvs --help')"),

@@ -66,6 +66,8 @@ pub struct Control {
     dataplane_counters: Arc<Mutex<Vec<(String, u64)>>>,
     /// Failover counters, once failover started.
     failover: std::sync::OnceLock<Arc<crate::failover::stats::FailoverStats>>,
+    /// Health checking, once started: reloads and drain requests go through it.
+    health: std::sync::OnceLock<Arc<crate::health::HealthPlane>>,
 }
 
 /// Applies the sysctls of `new` that differ from `old` (all of them without `old`).
@@ -149,6 +151,7 @@ impl Control {
             counters: Counters::default(),
             dataplane_counters: Arc::default(),
             failover: std::sync::OnceLock::new(),
+            health: std::sync::OnceLock::new(),
         })
     }
 
@@ -217,11 +220,27 @@ impl Control {
                 return Err(ApiError::new("invalid", e.to_string()));
             }
         };
+        match self.health.get() {
+            // Health decides what the new configuration's real servers look like in the table.
+            Some(health) => health.reload(&new, |target| self.install(new.clone(), target)),
+            None => self.install(new.clone(), new.table()),
+        }
+    }
+
+    /// Routes reloads and drain requests through health checking from now on.
+    pub fn set_health(&self, health: Arc<crate::health::HealthPlane>) {
+        let _ = self.health.set(health);
+    }
+
+    /// Applies the difference between the running table and `target` (what `new` should look
+    /// like) as one transaction, then makes `new` the running configuration.
+    fn install(&self, new: Config, target: TableSpec) -> Result<usize, ApiError> {
+        let path = self.config_path.display().to_string();
         let mut engine = lock(&self.engine);
         let mut state = lock(&self.state);
         let current =
             TableSpec::from_listing(&table_of(&engine, CONN_TAB_SIZE), timeouts_of(&engine), state.daemons.clone());
-        let commands = diff_tables(&current, &new.table());
+        let commands = diff_tables(&current, &target);
         if let Err(e) = transaction::run(&mut engine, &mut state.daemons, &commands, self.clock.now()) {
             bump(&self.counters.reloads_refused);
             error!(%path, index = ?e.command_index, error = %e, "reload refused; the running configuration is unchanged");
@@ -262,6 +281,14 @@ impl Control {
                 Err(e) => Response::Error(e),
             },
             Request::Status => Response::Status(self.status()),
+            Request::SetDrain { service, addr, port, drain } => match self.health.get() {
+                Some(h) => match h.set_drain(self, service, addr, port, drain) {
+                    Ok(()) => Response::Applied,
+                    Err(e) => Response::Error(e),
+                },
+                None => Response::Error(ApiError::new("unsupported", "health checking is not running")),
+            },
+            Request::Health => Response::Health { reals: self.health.get().map(|h| h.list()).unwrap_or_default() },
         }
     }
 

@@ -33,6 +33,7 @@ pub mod clock;
 pub mod control;
 pub mod dataplane;
 pub mod failover;
+pub mod health;
 pub mod housekeeping;
 pub mod logging;
 pub mod meminfo;
@@ -62,6 +63,7 @@ pub struct Rvsd {
     housekeeping: Option<JoinHandle<()>>,
     dataplane: Option<dataplane::DataPlaneHandle>,
     failover: Option<failover::FailoverHandle>,
+    health: Option<health::HealthRunner>,
     socket_path: PathBuf,
 }
 
@@ -113,10 +115,22 @@ impl Rvsd {
                 return Err(e);
             }
         };
+        let health = match health::start(&control, &config, config_path.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                stop.stop();
+                server.stop();
+                if let Some(dp) = dataplane.take() {
+                    dp.stop();
+                }
+                return Err(e.context("starting health checking"));
+            }
+        };
         // Failover last: a director takes part in VRRP only once it can serve.
         let failover = match failover::FailoverHandle::start(&config, engine_for_failover, clock) {
             Ok(f) => f,
             Err(e) => {
+                health.stop();
                 stop.stop();
                 server.stop();
                 if let Some(dp) = dataplane.take() {
@@ -134,6 +148,7 @@ impl Rvsd {
             housekeeping: Some(housekeeping),
             dataplane,
             failover: Some(failover),
+            health: Some(health),
             socket_path,
         })
     }
@@ -154,6 +169,11 @@ impl Rvsd {
     /// The engine's current time.
     pub fn now(&self) -> Instant {
         self.control.clock().now()
+    }
+
+    /// Health checking (its passive hook: [`health::HealthPlane::observe`]).
+    pub fn health(&self) -> Option<Arc<health::HealthPlane>> {
+        self.health.as_ref().map(|h| h.plane().clone())
     }
 
     /// The admin socket's path.
@@ -205,6 +225,9 @@ impl Rvsd {
         // Failover first: a master resigns (priority 0) while it can still serve.
         if let Some(f) = self.failover.take() {
             f.stop();
+        }
+        if let Some(h) = self.health.take() {
+            h.stop();
         }
         if let Some(dp) = self.dataplane.take() {
             dp.stop();

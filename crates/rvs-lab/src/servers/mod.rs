@@ -73,6 +73,19 @@ impl Servers {
         Ok(())
     }
 
+    /// Stops the nginx of the real server in `netns` (the built-in server cannot be stopped
+    /// alone); its other servers keep running.
+    pub fn stop_nginx_of(&mut self, netns: &str) -> Result<()> {
+        let index =
+            self.nginx.iter().position(|process| process.netns == netns).ok_or_else(|| LabError::ServerStart {
+                server: "nginx",
+                netns: netns.to_owned(),
+                reason: "no nginx runs there (stopping one real server's HTTP server needs nginx)".to_owned(),
+            })?;
+        let mut process = self.nginx.remove(index);
+        nginx::stop(&mut process)
+    }
+
     /// Pids of the server processes (for the state file).
     pub fn child_pids(&self) -> Vec<u32> {
         self.nginx.iter().map(|process| process.child.id()).collect()
