@@ -22,19 +22,6 @@ const FALL: u32 = 2;
 const TIMEOUT: f64 = 0.2;
 const REENTRY: f64 = 0.5;
 
-/// True if the test may run; false (after saying why) if it must be skipped.
-fn can_run() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: end-to-end tests need root to create namespaces");
-    eprintln!("SKIPPED: not root, cannot create network namespaces");
-    false
-}
-
 fn real_addr(run: &LabRun, index: usize, v4: bool) -> IpAddr {
     let d = run.description();
     let i = d.real_servers[index].interface(Segment::Lan).expect("real server interface");
@@ -197,7 +184,7 @@ fn secs(d: Duration) -> f64 {
 
 #[test]
 fn dead_servers_leave_fast_come_back_after_rise_and_the_sorry_server_stands_in() {
-    if !can_run() {
+    if !rvs::lab::can_run_namespace_tests() {
         return;
     }
     // The lab's addresses are only known once it is up: read them from the generated text.
