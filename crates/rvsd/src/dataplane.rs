@@ -32,7 +32,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use anyhow::Context;
 use rvs_core::ForwardMethod;
-use rvs_core::engine::Engine;
+use rvs_core::engine::{DestEvent, Engine};
 use rvs_core::service::{Protocol, ServiceKey};
 use rvs_dataplane::afpacket::AfPacketIo;
 use rvs_dataplane::io::{Batch, PacketIo};
@@ -40,10 +40,16 @@ use rvs_dataplane::kernel_nexthops::KernelNextHops;
 use rvs_dataplane::nfqueue::NfQueue;
 use rvs_dataplane::pipeline::{Fate, Pipeline, PipelineConfig};
 use rvs_dataplane::steer::{SteeredMark, SteeredRealServer, SteeredService, Steering, SteeringSpec};
+use rvs_health::passive::Observation;
+use std::net::SocketAddr;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::control::lock;
+
+/// Where the worker reports what real servers do (passive health checking), once health
+/// checking has started.
+pub type PassiveHook = Arc<std::sync::OnceLock<Arc<crate::health::HealthPlane>>>;
 
 /// Frames per receive batch.
 const RX_BATCH: usize = 64;
@@ -137,6 +143,7 @@ pub fn start(
     config: &rvs_config::Config,
     clock: Clock,
     published: Arc<Mutex<Vec<(String, u64)>>>,
+    passive: PassiveHook,
 ) -> anyhow::Result<DataPlaneHandle> {
     let interfaces = config.director.interfaces.clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -194,6 +201,8 @@ pub fn start(
                 clock,
                 local,
                 published,
+                passive,
+                events: Vec::new(),
             };
             state.set_queue(queue);
             state.run(&worker_stop, &worker_ifs);
@@ -216,6 +225,10 @@ struct Worker {
     local: Vec<IpAddr>,
     /// Where the pipeline's counters are published for `Status`.
     published: Arc<Mutex<Vec<(String, u64)>>>,
+    /// Passive health checking, once it runs.
+    passive: PassiveHook,
+    /// Scratch for the engine's real-server events.
+    events: Vec<(rvs_core::DestId, DestEvent)>,
 }
 
 impl Worker {
@@ -242,6 +255,7 @@ impl Worker {
                 }
             }
             self.drain_queue(&mut rx, &mut tx, &mut fates);
+            self.report_passive();
             if last_check.elapsed() >= Duration::from_millis(100) {
                 last_check = StdInstant::now();
                 self.follow_config(interfaces);
@@ -299,6 +313,36 @@ impl Worker {
         self.queue = queue;
         if let Some(q) = &self.queue {
             self.io.set_wake_fd(Some(q.fd()));
+        }
+    }
+
+    /// Hands what the engine saw real servers do to passive health checking.
+    fn report_passive(&mut self) {
+        let Some(plane) = self.passive.get() else { return };
+        let mut resolved = Vec::new();
+        {
+            let mut e = lock(&self.engine);
+            e.drain_dest_events(&mut self.events);
+            for (dest, event) in self.events.drain(..) {
+                let Some(d) = e.dest(dest) else { continue };
+                let Some(svc) = e.services().find(|(id, _)| id.0 == d.service).map(|(_, s)| s.config.key) else {
+                    continue;
+                };
+                let observation = match event {
+                    DestEvent::SynForwarded => Observation::SynForwarded,
+                    DestEvent::Established => Observation::Established,
+                    DestEvent::RstToSyn => Observation::RstToSyn,
+                    DestEvent::UdpReply => Observation::UdpReply,
+                };
+                resolved.push((
+                    rvs_api::ServiceId::from(svc),
+                    SocketAddr::new(d.config.addr, d.config.port),
+                    observation,
+                ));
+            }
+        }
+        for (service, real, observation) in resolved {
+            plane.observe(service, real, observation);
         }
     }
 

@@ -96,8 +96,10 @@ impl Rvsd {
         let control = Control::new(engine.clone(), config.clone(), config_path.clone(), clock)
             .map_err(|e| anyhow::anyhow!("{}: the engine refused the configuration: {e}", config_path.display()))?;
         let control = Arc::new(control);
+        // Filled in once health checking runs: the data plane reports what real servers do.
+        let passive: dataplane::PassiveHook = Arc::default();
         let mut dataplane = Some(
-            dataplane::start(engine.clone(), &config, clock, control.dataplane_counters())
+            dataplane::start(engine.clone(), &config, clock, control.dataplane_counters(), passive.clone())
                 .context("starting the data plane")?,
         );
         let stop = Arc::new(StopFlag::default());
@@ -126,6 +128,9 @@ impl Rvsd {
                 return Err(e.context("starting health checking"));
             }
         };
+        if passive.set(health.plane().clone()).is_ok() {
+            control::lock(control.engine()).set_observe_dests(true);
+        }
         // Failover last: a director takes part in VRRP only once it can serve.
         let failover = match failover::FailoverHandle::start(&config, engine_for_failover, clock) {
             Ok(f) => f,

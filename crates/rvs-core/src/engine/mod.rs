@@ -25,9 +25,11 @@ use crate::stats::Stats;
 use crate::time::Instant;
 
 pub mod housekeeping;
+pub mod observe;
 pub mod packet;
 pub mod sync;
 
+pub use observe::DestEvent;
 pub use packet::{DropReason, Forward, InVerdict, OutVerdict, Packet};
 
 /// Default maximum number of connection entries.
@@ -128,6 +130,9 @@ pub struct Engine {
     drops: DropCounters,
     expired: Vec<crate::conn::ConnId>,
     generation: u64,
+    observe_dests: bool,
+    dest_events: Vec<(DestId, DestEvent)>,
+    lost_dest_events: u64,
 }
 
 impl Engine {
@@ -150,6 +155,9 @@ impl Engine {
             drops: DropCounters::default(),
             expired: Vec::new(),
             generation: 0,
+            observe_dests: false,
+            dest_events: Vec::new(),
+            lost_dest_events: 0,
         }
     }
 

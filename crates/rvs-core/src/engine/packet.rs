@@ -388,6 +388,9 @@ impl Engine {
             d.bind(false, true);
         }
         self.notify_load(did);
+        if p.protocol == 6 && p.tcp_flags.syn {
+            self.record(did, super::DestEvent::SynForwarded);
+        }
         Ok(Scheduled::Conn(id))
     }
 
@@ -464,17 +467,33 @@ impl Engine {
                 dir = Direction::InputOnly;
             }
         }
+        let mut event = None;
         let (new_state, active, timeout_s) = match c.protocol {
             6 => {
-                let s = tcp::next_state(TcpState::from_index(c.state), dir, p.tcp_flags, secure);
+                let old = TcpState::from_index(c.state);
+                let s = tcp::next_state(old, dir, p.tcp_flags, secure);
+                if s == TcpState::Established && old != TcpState::Established {
+                    event = Some(super::DestEvent::Established);
+                } else if dir == Direction::Output
+                    && p.tcp_flags.rst
+                    && matches!(old, TcpState::SynRecv | TcpState::SynAck)
+                {
+                    event = Some(super::DestEvent::RstToSyn);
+                }
                 (s as u8, s.is_active(), self.timeouts.tcp(s))
             }
             132 => {
                 let s = sctp::next_state(SctpState::from_index(c.state), dir, p.sctp_chunk);
                 (s as u8, s.is_active(), self.timeouts.sctp(s))
             }
-            _ => (0, false, self.timeouts.udp()),
+            _ => {
+                if dir == Direction::Output {
+                    event = Some(super::DestEvent::UdpReply);
+                }
+                (0, false, self.timeouts.udp())
+            }
         };
+        let dest = c.dest;
         let mut moved = None;
         if new_state != c.state {
             let inactive = c.flags.has(ConnFlags::INACTIVE);
@@ -490,6 +509,9 @@ impl Engine {
                 d.move_conn(now_inactive);
             }
             self.notify_load(did);
+        }
+        if let Some(e) = event {
+            self.record(dest, e);
         }
     }
 

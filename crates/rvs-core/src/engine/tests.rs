@@ -655,3 +655,33 @@ fn counters_rates_and_zeroing() {
     assert_eq!(lab.e.dests_of(sid).next().unwrap().1.stats.counters.in_pkts, 0);
     assert_eq!(lab.e.conns().len(), 100, "zeroing counters keeps connections");
 }
+
+#[test]
+fn the_data_path_reports_what_real_servers_do_when_asked() {
+    let mut lab = Lab::new(SchedulerKind::Rr, ForwardMethod::Masquerade, 1);
+    let rs = ip("198.18.1.1");
+    let mut events = Vec::new();
+    lab.syn("198.18.200.1", 1);
+    lab.e.drain_dest_events(&mut events);
+    assert!(events.is_empty(), "off by default");
+
+    lab.e.set_observe_dests(true);
+    let f = lab.syn("198.18.200.1", 2);
+    lab.reply("198.18.200.1", 2, rs, 8080, TcpFlags::SYN_ACK);
+    lab.send("198.18.200.1", 2, TcpFlags::ACK);
+    lab.syn("198.18.200.1", 3);
+    lab.reply("198.18.200.1", 3, rs, 8080, TcpFlags::RST);
+    lab.e.drain_dest_events(&mut events);
+    use super::DestEvent::*;
+    let kinds: Vec<_> = events.iter().map(|&(d, e)| (d == f.dest, e)).collect();
+    assert_eq!(kinds, vec![(true, SynForwarded), (true, Established), (true, SynForwarded), (true, RstToSyn)]);
+    events.clear();
+    lab.e.drain_dest_events(&mut events);
+    assert!(events.is_empty(), "drained");
+
+    // A flood nobody drains is bounded.
+    for _ in 0..super::observe::MAX_PENDING_EVENTS + 5 {
+        lab.e.record(f.dest, SynForwarded);
+    }
+    assert_eq!(lab.e.lost_dest_events(), 5);
+}
