@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that rvs needs to build, test and run its
 # network-namespace lab (rvs-lab): iproute2, nftables, ethtool, nginx, curl,
-# wrk, procps and ping. Idempotent: packages already installed are skipped,
+# wrk, procps and ping; plus clang (builds the XDP packet generator of
+# `rvs bench`) and haproxy (a baseline of `rvs bench`). Idempotent: packages already installed are skipped,
 # and `apt-get update` runs at most once, only when something is missing.
 # Must run as root. Exits non-zero with a message on any failure.
 set -euo pipefail
@@ -15,6 +16,8 @@ PACKAGES=(
     wrk           # HTTP load generator for the benchmarks
     procps        # sysctl, ps
     iputils-ping  # ping
+    clang         # compiles crates/rvs/bpf/bench_xdp.c (rvs bench's XDP generator)
+    haproxy       # TCP-mode proxy baseline of rvs bench (run in the lab only)
 )
 
 die() {
@@ -72,7 +75,7 @@ fi
 for pkg in "${missing[@]}"; do
     is_installed "$pkg" || die "$pkg is still not installed after apt-get install (log: $log)"
 done
-for tool in ip nft ethtool nginx curl wrk sysctl ping; do
+for tool in ip nft ethtool nginx curl wrk sysctl ping clang haproxy; do
     command -v "$tool" >/dev/null || die "$tool is not on PATH after installing packages"
 done
 rm -f "$log"
