@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that rvs needs to build, test and run its
 # network-namespace lab (rvs-lab): iproute2, nftables, ethtool, nginx, curl,
-# wrk, procps, ping and keepalived. Idempotent: packages already installed are skipped,
+# wrk, procps, ping and keepalived; plus clang (builds the XDP packet generator of
+# `rvs bench`) and haproxy (a baseline of `rvs bench`). Idempotent: packages already installed are skipped,
 # and `apt-get update` runs at most once, only when something is missing.
 # Must run as root. Exits non-zero with a message on any failure.
 set -euo pipefail
@@ -16,6 +17,8 @@ PACKAGES=(
     procps        # sysctl, ps
     iputils-ping  # ping
     keepalived    # VRRP peer for the failover interop tests (started per namespace by the tests)
+    clang         # compiles crates/rvs/bpf/bench_xdp.c (rvs bench's XDP generator)
+    haproxy       # TCP-mode proxy baseline of rvs bench (run in the lab only)
 )
 
 die() {
@@ -73,7 +76,7 @@ fi
 for pkg in "${missing[@]}"; do
     is_installed "$pkg" || die "$pkg is still not installed after apt-get install (log: $log)"
 done
-for tool in ip nft ethtool nginx curl wrk sysctl ping keepalived; do
+for tool in ip nft ethtool nginx curl wrk sysctl ping keepalived clang haproxy; do
     command -v "$tool" >/dev/null || die "$tool is not on PATH after installing packages"
 done
 rm -f "$log"

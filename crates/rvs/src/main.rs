@@ -20,6 +20,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("demo") => demo(args.get(1).map(|s| s.parse()).transpose().context("connection count")?.unwrap_or(600)),
         Some("lab") => std::process::exit(rvs::lab::main(&args[1..])?),
+        Some("bench") => std::process::exit(rvs::bench::main(&args[1..])?),
         Some("import") => std::process::exit(rvs::import::main(&args[1..])?),
         Some("realserver") => std::process::exit(rvs_realserver::main_args(&args[1..])?),
         Some("-h" | "--help") | None => {
