@@ -6,18 +6,6 @@
 
 use std::process::Command;
 
-fn can_run() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: rvs bench needs root to create namespaces");
-    eprintln!("SKIPPED: not root, cannot create network namespaces");
-    false
-}
-
 /// The rvs binary of this build (rvsd must be built next to it: `cargo build -p rvsd`).
 fn rvs() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rvs"))
@@ -25,7 +13,7 @@ fn rvs() -> Command {
 
 #[test]
 fn quick_bench_prints_every_row_with_baseline_and_ratio() {
-    if !can_run() {
+    if !rvs::lab::can_run_namespace_tests() {
         return;
     }
     let out = rvs().args(["bench", "--quick"]).output().expect("running rvs bench --quick");
