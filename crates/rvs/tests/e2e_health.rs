@@ -231,6 +231,15 @@ fn dead_servers_leave_fast_come_back_after_rise_and_the_sorry_server_stands_in()
     let out4 = wait_for(Duration::from_secs(5), || weight_of(&run, v4, rs1) == Some(0)).expect("rs1 quiesced");
     let out6 = wait_for(Duration::from_secs(5), || weight_of(&run, v6, rs1_6).is_none()).expect("rs1 removed");
     assert_eq!(weight_of(&run, v4, rs2), Some(1), "rs2 keeps its weight");
+    // The same, as an operator sees it with rvsadm: IPv4 rs1 listed with weight 0, IPv6 rs1 gone.
+    let bin = rvs::lab::sibling_binary("rvsadm").expect("rvsadm is built");
+    let out = std::process::Command::new(bin).arg("--socket").arg(run.socket()).arg("-Ln").output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let line_of =
+        |addr: &str| listing.lines().find(|l| l.trim_start().starts_with(&format!("-> {addr}"))).map(String::from);
+    let quiesced = line_of(&format!("{rs1}:80")).unwrap_or_else(|| panic!("rs1 listed:\n{listing}"));
+    assert_eq!(quiesced.split_whitespace().nth(3), Some("0"), "weight column 0 for the quiesced rs1:\n{listing}");
+    assert!(line_of(&format!("[{rs1_6}]:80")).is_none(), "removed IPv6 rs1 not listed:\n{listing}");
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
     let mut samples: Vec<Sample> = loaders.into_iter().flat_map(|l| l.join().unwrap()).collect();
