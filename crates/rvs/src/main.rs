@@ -25,6 +25,7 @@ fn main() -> Result<()> {
         Some("realserver") => std::process::exit(rvs_realserver::main_args(&args[1..])?),
         Some("-h" | "--help") | None => {
             println!("usage: rvs lab up [dr|nat|tun] | status | down | demo  a cluster in network namespaces");
+            println!("       rvs bench [--quick] [--json]                  packets, connections, latency vs baselines");
             println!("       rvs demo [CONNECTIONS]                      run the engine demo (no network)");
             println!("       rvs realserver setup|check|teardown|decap ...  configure a real server (--help)");
             println!(
