@@ -39,6 +39,10 @@ const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 /// Size of `struct tpacket3_hdr`.
 const PACKET_HEADER_LEN: usize = 48;
+/// Offset of `sll_pkttype` in the `sockaddr_ll` that follows a packet header.
+const SLL_PKTTYPE_OFFSET: usize = 10;
+/// `sll_pkttype` of a frame addressed to another host.
+const PACKET_OTHERHOST: u8 = 3;
 /// Size of the block descriptor fields read here (`version` .. `blk_len`).
 const BLOCK_HEADER_LEN: usize = 24;
 
@@ -127,6 +131,8 @@ pub struct AfPacketStats {
     pub oversized: u64,
     /// Ring blocks skipped because their headers pointed outside the block.
     pub malformed_blocks: u64,
+    /// Frames for another host's MAC (flooded by a switch), ignored as the kernel does.
+    pub other_host: u64,
     /// Frames whose TCP/UDP checksum was completed on receive.
     pub checksums_completed: u64,
     /// Frames dropped by the kernel because a ring was full (read at [`AfPacketIo::stats`]).
@@ -167,6 +173,8 @@ enum Copied {
     },
     Truncated,
     Oversized,
+    /// Addressed to another host's MAC (a switch flooding unknown unicast): not ours.
+    OtherHost,
 }
 
 /// AF_PACKET receive and transmit over a fixed set of interfaces.
@@ -309,6 +317,10 @@ fn drain_port(port: &mut RxPort, batch: &mut Batch, stats: &mut AfPacketStats) {
                     batch.pop();
                     stats.oversized += 1;
                 }
+                Copied::OtherHost => {
+                    batch.pop();
+                    stats.other_host += 1;
+                }
             }
             cursor.remaining -= 1;
             cursor.offset = match next {
@@ -368,6 +380,12 @@ fn copy_packet(block: &[u8], offset: usize, frame: &mut Frame, ifindex: u32) -> 
     let vlan_tci = read_u32(header, 32)?;
     let vlan_tpid = read_u16(header, 36)?;
     let next = if next_offset == 0 { None } else { Some(offset.checked_add(next_offset)?) };
+    // The `sockaddr_ll` follows the header; its `sll_pkttype` says whom the frame was for.
+    // A frame for another host's MAC (a switch flooding unknown unicast) is not ours: the
+    // kernel drops it, and so must we, or a backup director would forward the master's traffic.
+    if block.get(offset.checked_add(PACKET_HEADER_LEN + SLL_PKTTYPE_OFFSET)?) == Some(&PACKET_OTHERHOST) {
+        return Some((Copied::OtherHost, next));
+    }
     let start = offset.checked_add(mac)?;
     let bytes = block.get(start..start.checked_add(snaplen)?)?;
     if status & TP_STATUS_COPY != 0 || snaplen < wire_len {
@@ -471,6 +489,20 @@ mod tests {
         assert_eq!(next, Some(248));
         assert_eq!(frame.data(), frame_bytes().as_slice());
         assert_eq!(frame.ifindex, 7);
+    }
+
+    #[test]
+    fn frames_for_another_hosts_mac_are_ignored_broadcasts_are_not() {
+        let mut block = vec![0u8; 4096];
+        put_packet(&mut block, 0, 0, 1, 0, &frame_bytes());
+        let mut frame = Frame::new();
+        block[PACKET_HEADER_LEN + SLL_PKTTYPE_OFFSET] = PACKET_OTHERHOST;
+        assert_eq!(copy_packet(&block, 0, &mut frame, 1).unwrap().0, Copied::OtherHost);
+        block[PACKET_HEADER_LEN + SLL_PKTTYPE_OFFSET] = 1; // PACKET_BROADCAST
+        assert_eq!(
+            copy_packet(&block, 0, &mut frame, 1).unwrap().0,
+            Copied::Frame { len: 18, checksum_completed: false }
+        );
     }
 
     #[test]
