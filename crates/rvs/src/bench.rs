@@ -86,7 +86,7 @@ const USAGE: &str = "usage: rvs bench [--quick] [--json] [--save FILE] [--rounds
   director failover for rvs against keepalived; real-server ejection for rvs's active and
   passive health checks against keepalived's defaults (computed); all in network namespaces.
   Prints a table of medians, baselines and ratios (or JSON).
-  --quick    one short round (a smoke test, ~20 s)
+  --quick    one short round (a smoke test, ~35 s)
   --json     print JSON instead of the table
   --save F   also write the JSON to file F
   --rounds N rounds (default 3; 1 with --quick)

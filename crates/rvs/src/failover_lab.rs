@@ -296,9 +296,12 @@ impl FailoverLab {
         let t0 = Instant::now();
         match failure {
             Failure::KillAndCut => {
-                self.signal(i, "-KILL");
-                // A dead box: its links go too (a killed process leaves the address answering ARP).
+                // A dead box: its links go first, so nothing it does while dying gets out (a
+                // killed keepalived's VRRP child gets SIGTERM from its parent's death and
+                // would resign cleanly with priority 0), then its daemons are killed (a
+                // killed process alone leaves the address answering ARP).
                 self.set_links(i, false)?;
+                self.signal(i, "-KILL");
             }
             Failure::Terminate => self.signal(i, "-TERM"),
         }
