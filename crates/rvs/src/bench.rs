@@ -15,6 +15,7 @@
 mod bpf_sys;
 mod counters;
 mod frame;
+mod ha;
 mod packets;
 mod report;
 mod systems;
@@ -50,6 +51,7 @@ struct Plan {
     window: Duration,
     wrk: Duration,
     ceiling: Duration,
+    failover: ha::FailoverPlan,
 }
 
 impl Plan {
@@ -61,6 +63,7 @@ impl Plan {
             window: Duration::from_secs(4),
             wrk: Duration::from_secs(6),
             ceiling: Duration::from_secs(1),
+            failover: ha::FailoverPlan { keepalived_1s: true, terminate: true },
         }
     }
 
@@ -72,19 +75,22 @@ impl Plan {
             window: Duration::from_millis(800),
             wrk: Duration::from_secs(1),
             ceiling: Duration::from_millis(300),
+            failover: ha::FailoverPlan { keepalived_1s: false, terminate: true },
         }
     }
 }
 
 const USAGE: &str = "usage: rvs bench [--quick] [--json] [--save FILE] [--rounds N]
   Measures packet rate, TCP connections/s, keep-alive requests/s and latency through the
-  director for kernel forwarding (the baseline), nftables DNAT, HAProxy and rvs DR/NAT/TUN,
-  in network namespaces; prints a table of medians, baselines and ratios (or JSON).
-  --quick    one short round (a smoke test, ~20 s)
+  director for kernel forwarding (the baseline), nftables DNAT, HAProxy and rvs DR/NAT/TUN;
+  director failover for rvs against keepalived; real-server ejection for rvs's active and
+  passive health checks against keepalived's defaults (computed); all in network namespaces.
+  Prints a table of medians, baselines and ratios (or JSON).
+  --quick    one short round (a smoke test, ~35 s)
   --json     print JSON instead of the table
   --save F   also write the JSON to file F
   --rounds N rounds (default 3; 1 with --quick)
-Needs root, 2 or more CPUs, nginx, wrk, haproxy, nft, ethtool (scripts/install-deps.sh).";
+Needs root, 2 or more CPUs, nginx, wrk, haproxy, keepalived, nft, ethtool (scripts/install-deps.sh).";
 
 /// `rvs bench ...`; returns the exit status.
 pub fn main(args: &[String]) -> Result<i32> {
@@ -112,7 +118,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         }
         plan.rounds = n;
     }
-    for tool in ["ip", "nft", "ethtool", "wrk", "curl", "haproxy"] {
+    for tool in ["ip", "nft", "ethtool", "wrk", "curl", "haproxy", "keepalived"] {
         if !rvs_lab::cmd::tool_available(tool) {
             bail!("`{tool}` is not installed (run scripts/install-deps.sh)");
         }
@@ -181,12 +187,24 @@ fn run_info(plan: &Plan) -> RunInfo {
 enum LabKind {
     Kernel,
     Rvs(Method),
+    /// Two directors: rvs and keepalived failovers.
+    Failover,
+    /// Health checks: real-server ejection.
+    Ejection,
 }
 
 fn run(plan: &Plan) -> Result<Results> {
     Generator::available()?;
     let mut results = Results::default();
-    let labs = [LabKind::Kernel, LabKind::Rvs(Method::Dr), LabKind::Rvs(Method::Nat), LabKind::Rvs(Method::Tun)];
+    ha::keepalived_computed(&mut results);
+    let labs = [
+        LabKind::Kernel,
+        LabKind::Rvs(Method::Dr),
+        LabKind::Rvs(Method::Nat),
+        LabKind::Rvs(Method::Tun),
+        LabKind::Failover,
+        LabKind::Ejection,
+    ];
     for round in 0..plan.rounds {
         for i in 0..labs.len() {
             if stopped() {
@@ -215,6 +233,15 @@ struct Round<'a> {
 impl Round<'_> {
     fn lab(&mut self, kind: LabKind) -> Result<()> {
         match kind {
+            LabKind::Failover => {
+                let mut errors = Vec::new();
+                let outcome = ha::failover_round(self.plan.failover, self.results, &mut errors);
+                for e in errors {
+                    self.results.errors.push(format!("round {}, {e}", self.round + 1));
+                }
+                outcome?;
+            }
+            LabKind::Ejection => ha::ejection_round(self.results)?,
             LabKind::Kernel => {
                 let cluster = Cluster::kernel()?;
                 let d = cluster.description();

@@ -2,9 +2,12 @@
 //! hop (198.18.2.10 / fd00:0:0:2::10) that the router sends the VIP to and that the VRRP master
 //! holds, and (NAT) the real servers' gateway 198.18.3.1 / fd00:0:0:3::1 floating too. The
 //! caller adds the `[[vrrp]]` (and `[conn_sync]`) tables per director, and may run rvsd or
-//! keepalived on each director, kill them, cut their links and bring them back.
+//! keepalived on each director, kill them, cut their links and bring them back, and measure
+//! what a client sees of the takeover ([`probe`], [`FailoverLab::takeover`]).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+pub mod probe;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +18,7 @@ use rvs_api::{Request, Response};
 use rvs_lab::{DirectorMode, HttpServerChoice, Lab, LabDescription, Method, Segment, TopologySpec};
 
 use crate::lab::{rvsd_config_for, sibling_binary};
+use probe::{ConnectionCounts, ProbeOutcome, Prober, ShortConnections};
 
 /// The floating next hop of the VIP on the LAN.
 pub const FLOAT_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 10);
@@ -28,10 +32,29 @@ enum Daemon {
     Keepalived(Child, PathBuf),
 }
 
-/// Two directors, each running rvsd or keepalived.
+/// How the master is failed in [`FailoverLab::takeover`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// kill -9 of its daemons and its links cut: a dead box.
+    KillAndCut,
+    /// SIGTERM: a clean stop (the master resigns with priority 0).
+    Terminate,
+}
+
+/// What a client saw of a takeover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Takeover {
+    /// UDP probes.
+    pub probes: ProbeOutcome,
+    /// Short TCP connections.
+    pub connections: ConnectionCounts,
+}
+
+/// Two directors, each running rvsd, keepalived, or both (keepalived for VRRP, rvsd without
+/// `[[vrrp]]` as the data plane).
 pub struct FailoverLab {
     lab: Option<Lab>,
-    daemons: [Option<Daemon>; 2],
+    daemons: [Vec<Daemon>; 2],
     method: Method,
     /// keepalived starts so far: each start gets its own pid files (a killed one leaves its
     /// files, and keepalived refuses to start over them).
@@ -46,7 +69,7 @@ impl FailoverLab {
         spec.director_mode = DirectorMode::External;
         spec.http_server = HttpServerChoice::Auto;
         let lab = Lab::up(&spec).context("building the lab")?;
-        let me = FailoverLab { lab: Some(lab), daemons: [None, None], method, keepalived_starts: 0 };
+        let me = FailoverLab { lab: Some(lab), daemons: [Vec::new(), Vec::new()], method, keepalived_starts: 0 };
         let d = me.description().clone();
         let router = d.router.netns.as_str();
         me.ip(router, &["route", "replace", &format!("{}/32", d.vip.v4), "via", &FLOAT_V4.to_string()])?;
@@ -133,11 +156,11 @@ impl FailoverLab {
             .spawn()
             .context("starting rvsd")?;
         if let Some(slot) = self.daemons.get_mut(i) {
-            *slot = Some(Daemon::Rvsd(child));
+            slot.push(Daemon::Rvsd(child));
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Some(Some(Daemon::Rvsd(c))) = self.daemons.get_mut(i)
+            if let Some(Daemon::Rvsd(c)) = self.daemons.get_mut(i).and_then(|d| d.last_mut())
                 && let Some(status) = c.try_wait()?
             {
                 bail!("rvsd {i} exited at start ({status}); log: {}", self.log(i));
@@ -176,7 +199,7 @@ impl FailoverLab {
             .spawn()
             .context("starting keepalived (install it: scripts/install-deps.sh)")?;
         if let Some(slot) = self.daemons.get_mut(i) {
-            *slot = Some(Daemon::Keepalived(child, vrrp_pid));
+            slot.push(Daemon::Keepalived(child, vrrp_pid));
         }
         Ok(())
     }
@@ -226,28 +249,30 @@ impl FailoverLab {
     }
 
     fn pids(&self, i: usize) -> Vec<u32> {
-        match self.daemons.get(i) {
-            Some(Some(Daemon::Rvsd(c))) => vec![c.id()],
-            Some(Some(Daemon::Keepalived(c, vrrp_pid))) => {
-                // keepalived forks a VRRP child: kill -9 of the parent alone is not a crash.
-                let mut pids = vec![c.id()];
-                let vrrp = std::fs::read_to_string(vrrp_pid).unwrap_or_default();
-                pids.extend(vrrp.trim().parse::<u32>().ok());
-                pids
+        let mut pids = Vec::new();
+        for d in self.daemons.get(i).into_iter().flatten() {
+            match d {
+                Daemon::Rvsd(c) => pids.push(c.id()),
+                Daemon::Keepalived(c, vrrp_pid) => {
+                    // keepalived forks a VRRP child: kill -9 of the parent alone is not a crash.
+                    pids.push(c.id());
+                    let vrrp = std::fs::read_to_string(vrrp_pid).unwrap_or_default();
+                    pids.extend(vrrp.trim().parse::<u32>().ok());
+                }
             }
-            _ => Vec::new(),
         }
+        pids
     }
 
-    /// Sends `signal` (`-KILL`, `-TERM`) to director `i`'s daemon and reaps it.
+    /// Sends `signal` (`-KILL`, `-TERM`) to every daemon on director `i` (the last started
+    /// first) and reaps them.
     pub fn signal(&mut self, i: usize, signal: &str) {
         let pids = self.pids(i);
         for p in pids.iter().rev() {
             let _ = Command::new("kill").arg(signal).arg(p.to_string()).status();
         }
-        if let Some(slot) = self.daemons.get_mut(i)
-            && let Some(d) = slot.take()
-        {
+        let daemons = self.daemons.get_mut(i).map(std::mem::take).unwrap_or_default();
+        for d in daemons {
             let mut c = match d {
                 Daemon::Rvsd(c) | Daemon::Keepalived(c, _) => c,
             };
@@ -258,6 +283,60 @@ impl FailoverLab {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Fails director `i` (the master) while the client probes the VIP (see [`probe`]): probes
+    /// for 300 ms, fails it, and probes for `observe` more.
+    pub fn takeover(&mut self, i: usize, failure: Failure, observe: Duration) -> Result<Takeover> {
+        let d = self.description().clone();
+        let vip = IpAddr::V4(d.vip.v4);
+        let prober = Prober::start(&d.client.netns, SocketAddr::new(vip, d.udp_port));
+        let short = ShortConnections::start(&d.client.netns, SocketAddr::new(vip, d.http_port));
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        match failure {
+            Failure::KillAndCut => {
+                // A dead box: its links go first, so nothing it does while dying gets out (a
+                // killed keepalived's VRRP child gets SIGTERM from its parent's death and
+                // would resign cleanly with priority 0), then its daemons are killed (a
+                // killed process alone leaves the address answering ARP).
+                self.set_links(i, false)?;
+                self.signal(i, "-KILL");
+            }
+            Failure::Terminate => self.signal(i, "-TERM"),
+        }
+        std::thread::sleep(observe);
+        let probes = prober.finish(t0)?;
+        let connections = short.finish()?;
+        Ok(Takeover { probes, connections })
+    }
+
+    /// A `[[vrrp]]` table for rvsd on director `i`: VRRPv3 instance "lan", vrid 51, the
+    /// floating addresses of both families, `priority`, adverts every `advert` seconds,
+    /// preemption, gratuitous ARPs at once.
+    pub fn rvs_vrrp(&self, i: usize, priority: u8, advert: &str) -> String {
+        let vips: Vec<String> =
+            [false, true].iter().flat_map(|v6| self.virtual_addresses(i, *v6)).map(|a| format!("\"{a}\"")).collect();
+        format!(
+            "[[vrrp]]\nname = \"lan\"\ninterface = \"{}\"\nvrid = 51\npriority = {priority}\nversion = 3\n\
+             advert_interval = {advert}\npreempt = true\nvirtual_addresses = [{}]\n\
+             [vrrp.garp]\ndelay = 0\nrepeat = 3\n",
+            self.interface(i, Segment::Lan),
+            vips.join(", "),
+        )
+    }
+
+    /// A keepalived.conf for director `i`: the same VRRPv3 instance for the IPv4 next hop,
+    /// state BACKUP (preempting), `priority`, adverts every `advert` seconds, no gratuitous
+    /// ARP delay.
+    pub fn keepalived_vrrp(&self, i: usize, priority: u8, advert: &str) -> String {
+        format!(
+            "global_defs {{\n    router_id ka{i}\n    vrrp_garp_master_delay 0\n}}\n\
+             vrrp_instance lan {{\n    state BACKUP\n    interface {}\n    virtual_router_id 51\n    \
+             priority {priority}\n    advert_int {advert}\n    version 3\n    \
+             virtual_ipaddress {{\n        {FLOAT_V4}/24\n    }}\n}}\n",
+            self.interface(i, Segment::Lan)
+        )
     }
 
     /// Sets director `i`'s LAN (and private) links up or down: a dead box.

@@ -3,17 +3,17 @@
 //! holds 198.18.2.10; the backup takes it over when the master dies or resigns.
 //! Root is needed; with CI=true a test that cannot create namespaces fails.
 //!
-//! Takeover is measured from the client: a UDP query to VIP:53 every 5 ms (5 ms answer timeout);
-//! the takeover time is the longest stretch without an answered query once the master is killed
-//! (from the last answered query before the kill to the first one after it).
+//! Takeover is measured from the client (rvs::failover_lab::probe): a UDP query to VIP:53 every
+//! 5 ms (5 ms answer timeout); the takeover time is the longest stretch without an answered
+//! query once the master is killed (from the last answered query before the kill to the first
+//! one after it).
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use rvs::failover_lab::{FLOAT_V4, FailoverLab};
+use rvs::failover_lab::probe::ShortConnections;
+use rvs::failover_lab::{FLOAT_V4, FailoverLab, Failure};
 use rvs_lab::{Method, Segment};
 
 fn keepalived_installed() -> bool {
@@ -55,92 +55,6 @@ impl Vrrp {
     }
 }
 
-/// Sends a UDP query to the VIP every 5 ms from the client namespace and records when each
-/// answered query was sent.
-struct Prober {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<(Vec<Instant>, usize)>>,
-}
-
-impl Prober {
-    fn start(netns: &str, vip: IpAddr, port: u16) -> Prober {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, netns) = (stop.clone(), netns.to_string());
-        let thread = std::thread::spawn(move || {
-            rvs_lab::netns::enter(&netns).unwrap();
-            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-            let (mut answered, mut lost) = (Vec::new(), 0);
-            let mut buf = [0u8; 512];
-            while !flag.load(Ordering::Relaxed) {
-                let sent = Instant::now();
-                let _ = s.send_to(b"who?", SocketAddr::new(vip, port));
-                if s.recv_from(&mut buf).is_ok() {
-                    answered.push(sent);
-                } else {
-                    lost += 1;
-                }
-                let spent = sent.elapsed();
-                std::thread::sleep(Duration::from_millis(5).saturating_sub(spent));
-            }
-            (answered, lost)
-        });
-        Prober { stop, thread: Some(thread) }
-    }
-
-    /// Stops; returns (the longest time without an answered query from `t0` on: the service
-    /// interruption, queries lost in all).
-    fn finish(mut self, t0: Instant) -> (Option<Duration>, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let (answered, lost) = self.thread.take().unwrap().join().unwrap();
-        let last_before = answered.iter().rev().find(|t| **t < t0).copied();
-        let after: Vec<Instant> = answered.iter().copied().filter(|t| *t >= t0).collect();
-        let first = last_before.unwrap_or(t0);
-        let gaps = std::iter::once(first).chain(after.iter().copied()).zip(after.iter().copied()).map(|(a, b)| b - a);
-        (if after.is_empty() { None } else { gaps.max() }, lost)
-    }
-}
-
-/// Short TCP connections (one GET each) every 20 ms from the client; counts failures.
-struct ShortConnections {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<(usize, usize)>>,
-}
-
-impl ShortConnections {
-    fn start(netns: &str, vip: IpAddr) -> ShortConnections {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, netns) = (stop.clone(), netns.to_string());
-        let thread = std::thread::spawn(move || {
-            rvs_lab::netns::enter(&netns).unwrap();
-            let (mut ok, mut failed) = (0, 0);
-            while !flag.load(Ordering::Relaxed) {
-                let good = (|| -> std::io::Result<bool> {
-                    let mut s = TcpStream::connect_timeout(&SocketAddr::new(vip, 80), Duration::from_secs(3))?;
-                    s.set_read_timeout(Some(Duration::from_secs(3)))?;
-                    s.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
-                    let mut body = String::new();
-                    s.read_to_string(&mut body)?;
-                    Ok(body.contains("rs"))
-                })();
-                if matches!(good, Ok(true)) {
-                    ok += 1
-                } else {
-                    failed += 1
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (ok, failed)
-        });
-        ShortConnections { stop, thread: Some(thread) }
-    }
-
-    fn finish(mut self) -> (usize, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
 fn state(lab: &FailoverLab, i: usize) -> Option<u64> {
     lab.status(i).and_then(|c| c.get("vrrp_lan_state").copied())
 }
@@ -152,25 +66,14 @@ fn counter(lab: &FailoverLab, i: usize, name: &str) -> u64 {
 /// Kills (or stops) director `i` while probing; returns (takeover time, UDP queries lost,
 /// short TCP connections failed / made).
 fn takeover(lab: &mut FailoverLab, i: usize, hard: bool) -> (Duration, usize, (usize, usize)) {
-    let d = lab.description().clone();
-    let vip = IpAddr::V4(d.vip.v4);
-    let prober = Prober::start(&d.client.netns, vip, d.udp_port);
-    let short = ShortConnections::start(&d.client.netns, vip);
-    std::thread::sleep(Duration::from_millis(300));
-    let t0 = Instant::now();
-    if hard {
-        lab.signal(i, "-KILL");
-        // A dead box: its links go too (a killed process leaves the address answering ARP).
-        lab.set_links(i, false).unwrap();
-    } else {
-        lab.signal(i, "-TERM");
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    let (time, lost) = prober.finish(t0);
-    let (ok, failed) = short.finish();
-    let time =
-        time.unwrap_or_else(|| panic!("the VIP was not served after the {}", if hard { "kill" } else { "stop" }));
-    (time, lost, (failed, ok + failed))
+    let failure = if hard { Failure::KillAndCut } else { Failure::Terminate };
+    let t = lab.takeover(i, failure, Duration::from_millis(1500)).unwrap();
+    let time = t
+        .probes
+        .interruption
+        .unwrap_or_else(|| panic!("the VIP was not served after the {}", if hard { "kill" } else { "stop" }));
+    let c = t.connections;
+    (time, t.probes.lost, (c.failed, c.ok + c.failed))
 }
 
 #[test]
@@ -531,14 +434,18 @@ fn established_connections_keep_their_real_server_across_a_failover_with_connect
         assert_eq!(counter(&lab, 1, "conn_sync_drop_auth_mismatch"), 0);
         // Rr on the backup would pick rs1 first for a new connection: make the held one's
         // server different from that guess when possible by opening a few more first.
-        let short = ShortConnections::start(&d.client.netns, vip);
+        let short = ShortConnections::start(&d.client.netns, SocketAddr::new(vip, d.http_port));
         std::thread::sleep(Duration::from_millis(200));
         lab.signal(0, "-KILL");
         lab.set_links(0, false).unwrap();
         assert!(lab.holds(1, float), "{method:?}: the backup holds the next hop");
         std::thread::sleep(Duration::from_millis(300));
-        let (ok, failed) = short.finish();
-        eprintln!("SYNC {method:?}: short TCP connections failed during the failover: {failed}/{}", ok + failed);
+        let c = short.finish().unwrap();
+        eprintln!(
+            "SYNC {method:?}: short TCP connections failed during the failover: {}/{}",
+            c.failed,
+            c.ok + c.failed
+        );
         for n in 0..3 {
             assert_eq!(
                 held.request().as_deref(),

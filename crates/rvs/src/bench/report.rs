@@ -34,20 +34,38 @@ pub enum Metric {
     KeepAliveP99Ms,
     /// The director process's CPU per new connection, microseconds.
     ProcessUsPerConn,
+    /// Longest time the VIP went unanswered when the master was killed (-9) and cut off, ms.
+    FailoverKillMs,
+    /// UDP probes lost then.
+    LostProbesKill,
+    /// Short TCP connections failed then.
+    FailedTcpKill,
+    /// The same when the master was stopped with SIGTERM, ms.
+    FailoverTermMs,
+    /// UDP probes lost then.
+    LostProbesTerm,
+    /// Short TCP connections failed then.
+    FailedTcpTerm,
+    /// Time from a real server's death until it is out of the table, ms.
+    EjectionMs,
 }
 
-/// The two measured sections.
+/// The measured sections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     /// Packet rate.
     Packets,
     /// TCP connections and requests.
     Tcp,
+    /// Director failover.
+    Failover,
+    /// Real-server ejection.
+    Ejection,
 }
 
 impl Metric {
     /// Every figure, in table order.
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 18] = [
         Metric::ForwardedMpps,
         Metric::OfferedMpps,
         Metric::DropPercent,
@@ -59,6 +77,13 @@ impl Metric {
         Metric::KeepAliveP50Ms,
         Metric::KeepAliveP99Ms,
         Metric::ProcessUsPerConn,
+        Metric::FailoverKillMs,
+        Metric::LostProbesKill,
+        Metric::FailedTcpKill,
+        Metric::FailoverTermMs,
+        Metric::LostProbesTerm,
+        Metric::FailedTcpTerm,
+        Metric::EjectionMs,
     ];
 
     /// Which section it belongs to.
@@ -67,6 +92,13 @@ impl Metric {
             Metric::ForwardedMpps | Metric::OfferedMpps | Metric::DropPercent | Metric::DirectorCpuNs => {
                 Section::Packets
             }
+            Metric::FailoverKillMs
+            | Metric::LostProbesKill
+            | Metric::FailedTcpKill
+            | Metric::FailoverTermMs
+            | Metric::LostProbesTerm
+            | Metric::FailedTcpTerm => Section::Failover,
+            Metric::EjectionMs => Section::Ejection,
             _ => Section::Tcp,
         }
     }
@@ -85,6 +117,13 @@ impl Metric {
             Metric::KeepAliveP50Ms => "keep-alive p50 ms (lower=better)",
             Metric::KeepAliveP99Ms => "keep-alive p99 ms (lower=better)",
             Metric::ProcessUsPerConn => "director process CPU us/conn (lower=better)",
+            Metric::FailoverKillMs => "failover ms, kill -9 & cut (lower=better)",
+            Metric::LostProbesKill => "UDP probes lost, kill -9 (lower=better)",
+            Metric::FailedTcpKill => "TCP conns failed, kill -9 (lower=better)",
+            Metric::FailoverTermMs => "failover ms, SIGTERM (lower=better)",
+            Metric::LostProbesTerm => "UDP probes lost, SIGTERM (lower=better)",
+            Metric::FailedTcpTerm => "TCP conns failed, SIGTERM (lower=better)",
+            Metric::EjectionMs => "real-server ejection ms (lower=better)",
         }
     }
 
@@ -102,6 +141,13 @@ impl Metric {
             Metric::KeepAliveP50Ms => "keepalive_p50_ms",
             Metric::KeepAliveP99Ms => "keepalive_p99_ms",
             Metric::ProcessUsPerConn => "director_process_cpu_us_per_connection",
+            Metric::FailoverKillMs => "failover_kill_ms",
+            Metric::LostProbesKill => "failover_kill_udp_probes_lost",
+            Metric::FailedTcpKill => "failover_kill_tcp_connections_failed",
+            Metric::FailoverTermMs => "failover_sigterm_ms",
+            Metric::LostProbesTerm => "failover_sigterm_udp_probes_lost",
+            Metric::FailedTcpTerm => "failover_sigterm_tcp_connections_failed",
+            Metric::EjectionMs => "real_server_ejection_ms",
         }
     }
 
@@ -114,7 +160,13 @@ impl Metric {
         match self {
             Metric::ForwardedMpps | Metric::OfferedMpps => 3,
             Metric::NewConnPerSec | Metric::KeepAliveReqPerSec | Metric::DirectorCpuNs => 0,
-            _ => 2,
+            Metric::NewConnP50Ms
+            | Metric::NewConnP99Ms
+            | Metric::KeepAliveP50Ms
+            | Metric::KeepAliveP99Ms
+            | Metric::DropPercent
+            | Metric::ProcessUsPerConn => 2,
+            _ => 0,
         }
     }
 }
@@ -127,18 +179,32 @@ impl Section {
                 &[System::KernelForward, System::NftDnat, System::RvsDr, System::RvsNat, System::RvsTun]
             }
             Section::Tcp => &[System::KernelForward, System::NftDnat, System::Haproxy, System::RvsNat, System::RvsDr],
+            Section::Failover => &[System::Keepalived, System::RvsVrrp, System::Keepalived1s],
+            Section::Ejection => &[System::KeepalivedDefaults, System::RvsActive, System::RvsPassive],
+        }
+    }
+
+    /// The system the section's ratios are taken against (listed first).
+    pub fn baseline(self) -> System {
+        match self {
+            Section::Packets | Section::Tcp => BASELINE,
+            Section::Failover => System::Keepalived,
+            Section::Ejection => System::KeepalivedDefaults,
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Section::Packets => "packets",
+            Section::Tcp => "tcp",
+            Section::Failover => "failover",
+            Section::Ejection => "ejection",
         }
     }
 }
 
-/// The baseline every ratio is taken against.
+/// The baseline of the packet and TCP ratios.
 pub const BASELINE: System = System::KernelForward;
-
-/// Rows printed for figures that later issues deliver.
-pub const NOT_YET: [(&str, &str); 2] =
-    [("director failover time", "director_failover_ms"), ("real-server ejection time", "real_server_ejection_ms")];
-/// What those rows say.
-pub const NOT_YET_TEXT: &str = "n/a (not implemented yet)";
 
 /// The machine and run a report describes.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,7 +265,7 @@ impl Results {
     /// `(value, baseline, ratio)` of a figure.
     pub fn figure(&self, metric: Metric, system: System) -> (Option<f64>, Option<f64>, Option<f64>) {
         let value = self.median(metric, system);
-        let baseline = self.median(metric, BASELINE);
+        let baseline = self.median(metric, metric.section().baseline());
         let ratio = match (value, baseline) {
             (Some(v), Some(b)) if b > 0.0 => Some(v / b),
             _ => None,
@@ -223,7 +289,8 @@ impl Results {
         let _ = writeln!(t, "machine: {}, {} cores, Linux {}", info.cpu, info.cores, info.kernel);
         let _ = writeln!(
             t,
-            "each value is the median of {} interleaved round(s); ratio = value / baseline, baseline = {}",
+            "each value is the median of {} interleaved round(s); ratio = value / baseline, baseline = {} \
+             (failover: keepalived, ejection: keepalived's defaults)",
             info.rounds,
             BASELINE.label()
         );
@@ -245,10 +312,24 @@ impl Results {
         );
         self.section_table(&mut t, Section::Tcp);
         let _ = writeln!(t);
-        let _ = writeln!(t, "FAILOVER AND EJECTION");
-        for (label, _) in NOT_YET {
-            let _ = writeln!(t, "{label:<44} {NOT_YET_TEXT}");
-        }
+        let _ = writeln!(
+            t,
+            "FAILOVER: two directors (DR), director 0 master; the client sends a UDP query to the VIP every 5 ms \
+             and opens a short TCP connection every 20 ms;\nfailover = longest time without an answered query once \
+             the master is killed (-9, links cut) or stopped (SIGTERM); baseline = keepalived (rvsd as its data plane)"
+        );
+        self.section_table(&mut t, Section::Failover);
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "EJECTION: nginx on a real server stops; time until it is out of the table. rvs active: TCP check every \
+             200 ms, fall 2; rvs passive: NAT, active checks every 30 s,\nthe data path reports RSTs to SYNs. \
+             Baseline = keepalived's defaults COMPUTED, not measured: delay_loop 60 s / 2 on average + retry 1 x \
+             delay_before_retry 1 s = {:.0} s\n(worst case for a silent server: {:.0} s)",
+            super::ha::keepalived_defaults::refused_mean_ms() / 1e3,
+            super::ha::keepalived_defaults::silent_worst_ms() / 1e3,
+        );
+        self.section_table(&mut t, Section::Ejection);
         let bound: Vec<&str> =
             Section::Packets.systems().iter().filter(|s| self.generator_bound(**s)).map(|s| s.label()).collect();
         if !bound.is_empty() {
@@ -265,7 +346,7 @@ impl Results {
     }
 
     fn section_table(&self, t: &mut String, section: Section) {
-        let _ = writeln!(t, "{:<44} {:<19} {:>10} {:>10} {:>7}", "figure", "system", "value", "baseline", "ratio");
+        let _ = writeln!(t, "{:<44} {:<26} {:>10} {:>10} {:>7}", "figure", "system", "value", "baseline", "ratio");
         for metric in Metric::ALL.iter().filter(|m| m.section() == section) {
             for (i, system) in section.systems().iter().enumerate() {
                 let (value, baseline, ratio) = self.figure(*metric, *system);
@@ -277,7 +358,7 @@ impl Results {
                 let b = baseline.map_or("n/a".to_owned(), |b| format!("{b:.d$}"));
                 let r = ratio.map_or("n/a".to_owned(), |r| format!("{r:.2}"));
                 let label = if i == 0 { metric.label() } else { "" };
-                let _ = writeln!(t, "{label:<44} {:<19} {v:>10} {b:>10} {r:>7}", system.label());
+                let _ = writeln!(t, "{label:<44} {:<26} {v:>10} {b:>10} {r:>7}", system.label());
             }
         }
     }
@@ -290,13 +371,14 @@ impl Results {
             for system in section.systems() {
                 let (value, baseline, ratio) = self.figure(metric, *system);
                 figures.push(json!({
-                    "section": match section { Section::Packets => "packets", Section::Tcp => "tcp" },
+                    "section": section.key(),
                     "figure": metric.key(),
                     "label": metric.label(),
                     "system": system.key(),
                     "value": value,
                     "rounds": self.rounds(metric, *system),
-                    "baseline_system": BASELINE.key(),
+                    "baseline_system": section.baseline().key(),
+                    "computed": *system == System::KeepalivedDefaults,
                     "baseline": baseline,
                     "ratio": ratio,
                     "higher_is_better": metric.higher_is_better(),
@@ -304,8 +386,6 @@ impl Results {
                 }));
             }
         }
-        let not_yet: Vec<Value> =
-            NOT_YET.iter().map(|(label, key)| json!({"figure": key, "label": label, "status": NOT_YET_TEXT})).collect();
         json!({
             "date": info.date,
             "mode": info.mode,
@@ -318,7 +398,6 @@ impl Results {
                 "ceiling_mpps": self.ceiling_mpps,
             },
             "figures": figures,
-            "failover": not_yet,
             "samples": self.samples,
             "errors": self.errors,
         })
@@ -366,6 +445,10 @@ mod tests {
         // medians 2.0 and 1.5.
         assert_eq!(r.figure(Metric::ForwardedMpps, System::RvsDr), (Some(1.5), Some(2.0), Some(0.75)));
         assert_eq!(r.figure(Metric::ForwardedMpps, System::RvsTun), (None, Some(2.0), None));
+        // Failover figures are set against keepalived, not kernel forwarding.
+        r.add(Metric::FailoverKillMs, System::Keepalived, 400.0);
+        r.add(Metric::FailoverKillMs, System::RvsVrrp, 100.0);
+        assert_eq!(r.figure(Metric::FailoverKillMs, System::RvsVrrp), (Some(100.0), Some(400.0), Some(0.25)));
     }
 
     #[test]
@@ -380,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn table_has_every_row_a_ratio_column_and_the_failover_placeholders() {
+    fn table_has_every_row_and_a_ratio_column() {
         let r = Results::default();
         let info =
             RunInfo { date: "d".into(), cpu: "c".into(), cores: 2, kernel: "k".into(), mode: "quick", rounds: 1 };
@@ -389,12 +472,21 @@ mod tests {
         for m in Metric::ALL {
             assert!(t.contains(m.label()), "{}", m.label());
         }
-        for s in
-            [System::KernelForward, System::NftDnat, System::Haproxy, System::RvsDr, System::RvsNat, System::RvsTun]
-        {
+        for s in [
+            System::KernelForward,
+            System::NftDnat,
+            System::Haproxy,
+            System::RvsDr,
+            System::RvsNat,
+            System::RvsTun,
+            System::Keepalived,
+            System::RvsVrrp,
+            System::KeepalivedDefaults,
+            System::RvsActive,
+            System::RvsPassive,
+        ] {
             assert!(t.contains(s.label()));
         }
-        assert_eq!(t.matches(NOT_YET_TEXT).count(), 2);
     }
 
     #[test]

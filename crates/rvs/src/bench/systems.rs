@@ -28,6 +28,19 @@ pub enum System {
     RvsNat,
     /// rvs, IP-in-IP tunnelling.
     RvsTun,
+    /// keepalived (VRRP) on two directors with 0.1 s adverts, rvsd as their data plane: the
+    /// failover baseline.
+    Keepalived,
+    /// The same with keepalived's default 1 s adverts.
+    Keepalived1s,
+    /// rvsd's own VRRP on two directors, 10 ms adverts.
+    RvsVrrp,
+    /// keepalived's default TCP_CHECK timing, computed (not measured): the ejection baseline.
+    KeepalivedDefaults,
+    /// rvs active health checks, a TCP connect every 200 ms, fall 2.
+    RvsActive,
+    /// rvs passive health checking (NAT: RSTs to SYNs reported by the data path).
+    RvsPassive,
 }
 
 impl System {
@@ -40,6 +53,12 @@ impl System {
             System::RvsDr => "rvs DR",
             System::RvsNat => "rvs NAT",
             System::RvsTun => "rvs TUN",
+            System::Keepalived => "keepalived, 0.1 s adverts",
+            System::Keepalived1s => "keepalived, 1 s adverts",
+            System::RvsVrrp => "rvs, 10 ms adverts",
+            System::KeepalivedDefaults => "keepalived (computed)",
+            System::RvsActive => "rvs active, 200 ms x 2",
+            System::RvsPassive => "rvs passive, NAT",
         }
     }
 
@@ -52,6 +71,12 @@ impl System {
             System::RvsDr => "rvs_dr",
             System::RvsNat => "rvs_nat",
             System::RvsTun => "rvs_tun",
+            System::Keepalived => "keepalived_advert_100ms",
+            System::Keepalived1s => "keepalived_advert_1s",
+            System::RvsVrrp => "rvs_advert_10ms",
+            System::KeepalivedDefaults => "keepalived_defaults_computed",
+            System::RvsActive => "rvs_active_200ms_fall2",
+            System::RvsPassive => "rvs_passive_nat",
         }
     }
 }
