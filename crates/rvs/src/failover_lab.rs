@@ -260,13 +260,38 @@ impl FailoverLab {
         }
     }
 
-    /// Sets director `i`'s LAN (and private) links up or down: a dead box.
+    /// Sets director `i`'s LAN (and private) links up or down: a dead box. Taking a link down
+    /// makes the kernel drop the routes through it; they are saved first and put back when
+    /// the links come up (as a rebooted box would configure them again).
     pub fn set_links(&self, i: usize, up: bool) -> Result<()> {
+        let netns = self.netns(i);
+        let saved = self.work(&format!("routes{i}.txt"));
+        if !up {
+            let mut lines = String::new();
+            for family in ["-4", "-6"] {
+                let out = Command::new("ip").args(["-n", &netns, family, "route", "show"]).output()?;
+                for l in String::from_utf8_lossy(&out.stdout).lines() {
+                    lines.push_str(&format!("{family} {l}\n"));
+                }
+            }
+            std::fs::write(&saved, lines)?;
+        }
         let state = if up { "up" } else { "down" };
         for seg in [Segment::Lan, Segment::Private] {
             let dev = self.interface(i, seg);
             if !dev.is_empty() {
-                self.ip(&self.netns(i), &["link", "set", &dev, state])?;
+                self.ip(&netns, &["link", "set", &dev, state])?;
+            }
+        }
+        if up {
+            for l in std::fs::read_to_string(&saved).unwrap_or_default().lines() {
+                let mut words: Vec<&str> = l.split_whitespace().collect();
+                let Some(family) = (!words.is_empty()).then(|| words.remove(0)) else { continue };
+                // Routes the kernel restores by itself fail here harmlessly.
+                let _ = Command::new("ip")
+                    .args(["-n", &netns, family, "route", "replace"])
+                    .args(words.iter().filter(|w| **w != "linkdown"))
+                    .output();
             }
         }
         Ok(())

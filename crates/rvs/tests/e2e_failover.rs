@@ -551,3 +551,73 @@ fn established_connections_keep_their_real_server_across_a_failover_with_connect
         lab.stop().unwrap();
     }
 }
+
+#[test]
+fn a_returning_master_learns_the_connections_before_it_takes_the_vip_back() {
+    if !rvs::lab::can_run_namespace_tests() {
+        return;
+    }
+    for method in [Method::Nat, Method::Dr] {
+        let mut lab = FailoverLab::up(method).unwrap();
+        // Full rounds every 0.5 s: the returning director waits for one before preempting.
+        let sync = "[conn_sync]\ninterface = \"{}\"\nfollow = \"lan\"\nperiod = 0.5\n";
+        let mut v = [Vrrp::fast(150), Vrrp::fast(100)];
+        for (i, x) in v.iter_mut().enumerate() {
+            x.extra = sync.replace("{}", &lab.interface(i, Segment::Lan));
+        }
+        let (v0, v1) = (v[0].render(&lab, 0), v[1].render(&lab, 1));
+        lab.start_rvsd(0, "rr", &v0).unwrap();
+        lab.start_rvsd(1, "rr", &v1).unwrap();
+        let float = IpAddr::V4(FLOAT_V4);
+        assert!(lab.wait_holder(0, float, Duration::from_secs(3)), "{method:?}\n{}", lab.log(0));
+        let d = lab.description().clone();
+        let vip = IpAddr::V4(d.vip.v4);
+        let held = HeldConnection::open(&d.client.netns, vip);
+        let first = held.request().unwrap_or_else(|| panic!("{method:?}: held connection answers\n{}", lab.log(0)));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while counter(&lab, 1, "conn_sync_installed") == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(counter(&lab, 1, "conn_sync_installed") >= 1, "{method:?}: B learned the connection from A");
+
+        // A dies; B serves the held connection (from the entry A synced to it).
+        lab.signal(0, "-KILL");
+        lab.set_links(0, false).unwrap();
+        // (The dead box keeps the address on its cut interface; only B's counts.)
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !lab.holds(1, float) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(lab.holds(1, float), "{method:?}: B takes over");
+        assert_eq!(held.request().as_deref(), Some(first.as_str()), "{method:?}: B serves the held connection");
+
+        // A comes back (rebooted: empty table) with preemption. It holds back until B's full
+        // round has arrived, then takes the VIP back, and the held connection, which it only
+        // knows from B, still reaches the same real server.
+        lab.forget_floating(0);
+        lab.set_links(0, true).unwrap();
+        let t0 = Instant::now();
+        lab.start_rvsd(0, "rr", &v0).unwrap();
+        assert!(lab.wait_holder(0, float, Duration::from_secs(5)), "{method:?}: A takes the VIP back\n{}", lab.log(0));
+        eprintln!(
+            "RETURN {method:?}: A took the VIP back {} ms after its start (sync period 500 ms)",
+            t0.elapsed().as_millis()
+        );
+        assert!(counter(&lab, 0, "conn_sync_installed") >= 1, "{method:?}: A learned the connection from B");
+        assert!(counter(&lab, 0, "conn_sync_rx_rounds") >= 1, "{method:?}: A received a full round");
+        assert_eq!(counter(&lab, 0, "conn_sync_gate_timeouts"), 0, "{method:?}: the round, not the time bound, opened");
+        assert!(counter(&lab, 1, "conn_sync_tx_rounds") >= 1, "{method:?}: B, as master, sent full rounds");
+        assert_eq!(state(&lab, 1), Some(1), "{method:?}: B is backup again");
+        for n in 0..3 {
+            assert_eq!(
+                held.request().as_deref(),
+                Some(first.as_str()),
+                "{method:?}: request {n} after A's return: same real server, same connection\nA: {:?}\nB: {:?}",
+                lab.status(0),
+                lab.status(1)
+            );
+        }
+        assert_eq!(http(&d.client.netns, vip, 6).len(), 6, "{method:?}: new connections are served");
+        lab.stop().unwrap();
+    }
+}

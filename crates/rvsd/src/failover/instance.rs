@@ -31,6 +31,7 @@ use crate::failover::addrs::{self, HostAddr};
 use crate::failover::link::{self, AdvertReceiver, FramePort, UnicastSender};
 use crate::failover::notify;
 use crate::failover::stats::{InstanceStats, bump, drop_index, state_number};
+use crate::failover::sync::PreemptionGate;
 use crate::failover::track::Probes;
 
 /// How often tracked interfaces are looked at.
@@ -68,6 +69,8 @@ pub struct Runtime {
     probe_reports: Receiver<(TrackerId, bool)>,
     probes: Probes,
     ip_id: u16,
+    /// Connection sync's gate: preemption is held while it is closed.
+    gate: Option<PreemptionGate>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -205,6 +208,7 @@ impl Runtime {
             probe_reports,
             probes,
             ip_id: 0,
+            gate: None,
         })
     }
 
@@ -213,13 +217,33 @@ impl Runtime {
         self.machine.state()
     }
 
+    /// Holds preemption until connection sync opens `gate` (the instance closes it whenever
+    /// it leaves Backup).
+    pub fn hold_preemption_on(&mut self, gate: PreemptionGate) {
+        self.gate = Some(gate);
+    }
+
+    /// Holds preemption while the gate is closed.
+    fn follow_gate(&mut self) {
+        let Some(gate) = &self.gate else { return };
+        let hold = !gate.is_open();
+        if hold != self.machine.preemption_held() {
+            self.machine.hold_preemption(hold);
+            if !hold && self.machine.state() == State::Backup {
+                info!(instance = %self.cfg.name, "connection sync is complete: preemption allowed");
+            }
+        }
+    }
+
     /// Runs until `stop` is set, then resigns and cleans up.
     pub fn run(mut self, stop: &AtomicBool) {
+        self.follow_gate();
         let now = self.clock.now();
         let actions = self.machine.startup(now);
         self.apply(now, actions);
         let mut next_link_check = now + LINK_CHECK;
         while !stop.load(Ordering::Relaxed) {
+            self.follow_gate();
             let now = self.clock.now();
             if self.machine.next_deadline().is_some_and(|d| d <= now) {
                 let actions = self.machine.on_timer(now);
@@ -333,8 +357,14 @@ impl Runtime {
     }
 
     fn transition(&mut self, state: State) {
-        bump(&self.stats.transitions);
+        if state != State::Backup
+            && let Some(gate) = &self.gate
+        {
+            gate.set(false);
+            self.machine.hold_preemption(true);
+        }
         self.stats.state.store(state_number(state), Ordering::Relaxed);
+        bump(&self.stats.transitions);
         let word = notify::state_word(state);
         info!(instance = %self.cfg.name, state = word, priority = self.machine.effective_priority(), "VRRP state");
         notify::run(

@@ -45,11 +45,20 @@ impl FailoverHandle {
         let stop = Arc::new(AtomicBool::new(false));
         let mut runtimes = Vec::new();
         let mut instances = Vec::new();
+        // The instance connection sync follows holds preemption until sync opens the gate.
+        let gate = sync::PreemptionGate::default();
+        let followed_name = config
+            .conn_sync
+            .as_ref()
+            .and_then(|sc| sc.follow.clone().or_else(|| config.vrrp.first().map(|v| v.name.clone())));
         for cfg in &config.vrrp {
             let st = Arc::new(InstanceStats::default());
             instances.push((cfg.name.clone(), st.clone()));
-            let rt = instance::Runtime::open(cfg.clone(), clock, st)
+            let mut rt = instance::Runtime::open(cfg.clone(), clock, st)
                 .with_context(|| format!("starting VRRP instance {}", cfg.name))?;
+            if followed_name.as_deref() == Some(cfg.name.as_str()) {
+                rt.hold_preemption_on(gate.clone());
+            }
             runtimes.push((cfg.name.clone(), rt));
         }
         let stats = Arc::new(FailoverStats { instances, ..FailoverStats::default() });
@@ -60,7 +69,8 @@ impl FailoverHandle {
                 .as_ref()
                 .map_or(stats.instances.first(), |name| stats.instances.iter().find(|(n, _)| n == name));
             let role = followed.map(|(_, s)| s.clone()).context("conn_sync follows no instance")?;
-            handle.sync = Some(sync::SyncHandle::start(sc.clone(), engine, clock, role, stats.sync.clone())?);
+            handle.sync =
+                Some(sync::SyncHandle::start(sc.clone(), engine, clock, role, stats.sync.clone(), gate.clone())?);
         }
         for (name, rt) in runtimes {
             let stop = stop.clone();
