@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rvs::failover_lab::{FLOAT_V4, FailoverLab};
+use rvs::failover_lab::{FLOAT_V4, FLOAT_V6, FailoverLab};
 use rvs_lab::{Method, Segment};
 
 fn keepalived_installed() -> bool {
@@ -68,7 +68,7 @@ impl Prober {
         let (flag, netns) = (stop.clone(), netns.to_string());
         let thread = std::thread::spawn(move || {
             rvs_lab::netns::enter(&netns).unwrap();
-            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            let s = UdpSocket::bind(if vip.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
             let (mut answered, mut lost) = (Vec::new(), 0);
             let mut buf = [0u8; 512];
@@ -142,7 +142,20 @@ impl ShortConnections {
 }
 
 fn state(lab: &FailoverLab, i: usize) -> Option<u64> {
-    lab.status(i).and_then(|c| c.get("vrrp_lan_state").copied())
+    state_of(lab, i, "lan")
+}
+
+fn state_of(lab: &FailoverLab, i: usize, instance: &str) -> Option<u64> {
+    lab.status(i).and_then(|c| c.get(&format!("vrrp_{instance}_state")).copied())
+}
+
+/// Waits up to `timeout` until director `i` holds `addr` (whoever else still does).
+fn wait_held(lab: &FailoverLab, i: usize, addr: IpAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !lab.holds(i, addr) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    lab.holds(i, addr)
 }
 
 fn counter(lab: &FailoverLab, i: usize, name: &str) -> u64 {
@@ -235,7 +248,7 @@ fn the_backup_takes_the_vip_on_kill_and_on_stop_and_preempt_decides_the_return()
 
 /// `n` HTTP requests from the client namespace, each on a new connection.
 fn http(netns: &str, vip: IpAddr, n: usize) -> Vec<String> {
-    let url = format!("http://{vip}:80/");
+    let url = format!("http://{}/", SocketAddr::new(vip, 80));
     let mut args: Vec<String> =
         ["netns", "exec", netns, "curl", "-s", "-m", "3"].iter().map(ToString::to_string).collect();
     args.extend(std::iter::repeat_n(url, n));
@@ -620,4 +633,85 @@ fn a_returning_master_learns_the_connections_before_it_takes_the_vip_back() {
         assert_eq!(http(&d.client.netns, vip, 6).len(), 6, "{method:?}: new connections are served");
         lab.stop().unwrap();
     }
+}
+
+/// Two `[[vrrp]]` tables in sync group "g" for director `i`: "lan" (IPv4 next hop, VRRPv3) and
+/// "lan6" (IPv6 next hop: VRRPv3 over IPv6 to ff02::12 from the link-local address), both at
+/// `priority` with 10 ms adverts; `extra4` goes into "lan".
+fn grouped(lab: &FailoverLab, i: usize, priority: u8, extra4: &str) -> String {
+    let dev = lab.interface(i, Segment::Lan);
+    let table = |name: &str, v6: bool, extra: &str| {
+        let vips: Vec<String> = lab.virtual_addresses(i, v6).iter().map(|a| format!("\"{a}\"")).collect();
+        format!(
+            "[[vrrp]]\nname = \"{name}\"\ninterface = \"{dev}\"\nvrid = 51\npriority = {priority}\nversion = 3\n\
+             advert_interval = 0.01\nvirtual_addresses = [{}]\nsync_group = \"g\"\n{extra}\n\
+             [vrrp.garp]\ndelay = 0\nrepeat = 3\n",
+            vips.join(", ")
+        )
+    };
+    format!("{}\n{}", table("lan", false, extra4), table("lan6", true, ""))
+}
+
+#[test]
+fn a_sync_group_moves_its_ipv4_and_ipv6_instances_together() {
+    if !rvs::lab::can_run_namespace_tests() {
+        return;
+    }
+    let mut lab = FailoverLab::up(Method::Dr).unwrap();
+    let d = lab.description().clone();
+    let gw = d.router.interface(Segment::Lan).unwrap().addr.v4;
+    // Only the IPv4 instance of dir1 watches the gateway (weight 0: FAULT when it is gone).
+    let ping = format!("[[vrrp.track_ping]]\ntarget = \"{gw}\"\ninterval = 0.1\ntimeout = 0.1\nfall = 2\n");
+    let (v0, v1) = (grouped(&lab, 0, 150, &ping), grouped(&lab, 1, 100, ""));
+    lab.start_rvsd(0, "rr", &v0).unwrap();
+    lab.start_rvsd(1, "rr", &v1).unwrap();
+    let (f4, f6) = (IpAddr::V4(FLOAT_V4), IpAddr::V6(FLOAT_V6));
+    let (vip4, vip6) = (IpAddr::V4(d.vip.v4), IpAddr::V6(d.vip.v6));
+    assert!(lab.wait_holder(0, f4, Duration::from_secs(3)), "dir1 holds the IPv4 next hop\n{}", lab.log(0));
+    assert!(lab.wait_holder(0, f6, Duration::from_secs(3)), "dir1 holds the IPv6 next hop\n{}", lab.log(0));
+    assert_eq!((state_of(&lab, 1, "lan"), state_of(&lab, 1, "lan6")), (Some(1), Some(1)));
+    // (Becoming master is a matter of milliseconds: give the adverts a moment.)
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(counter(&lab, 1, "vrrp_lan6_adverts_rx") > 10, "dir2 hears dir1's IPv6 adverts");
+    assert_eq!(http(&d.client.netns, vip6, 3).len(), 3, "the IPv6 VIP is served");
+
+    // dir1 loses its gateway: "lan" goes to FAULT and the group takes "lan6" with it, so dir2
+    // takes both next hops (without the group dir1 would keep the IPv6 one).
+    let route = |op: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &lab.netns(0), "route", op, "prohibit", &format!("{gw}/32")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    route("add");
+    assert!(lab.wait_holder(1, f4, Duration::from_secs(3)), "dir2 takes the IPv4 next hop\n{}", lab.log(0));
+    assert!(lab.wait_holder(1, f6, Duration::from_secs(3)), "dir2 takes the IPv6 next hop too\n{}", lab.log(0));
+    assert_eq!((state_of(&lab, 0, "lan"), state_of(&lab, 0, "lan6")), (Some(3), Some(3)), "both in FAULT");
+    assert_eq!(http(&d.client.netns, vip6, 3).len(), 3, "the IPv6 VIP is served by dir2");
+    assert_eq!(http(&d.client.netns, vip4, 3).len(), 3, "the IPv4 VIP is served by dir2");
+
+    // The gateway is back: the group leaves FAULT and (preempt) takes both back.
+    route("del");
+    assert!(lab.wait_holder(0, f4, Duration::from_secs(3)), "dir1 takes the IPv4 next hop back\n{}", lab.log(0));
+    assert!(lab.wait_holder(0, f6, Duration::from_secs(3)), "dir1 takes the IPv6 next hop back\n{}", lab.log(0));
+
+    // kill -9 of dir1: dir2 takes both; measured on the IPv6 VIP.
+    let prober = Prober::start(&d.client.netns, vip6, d.udp_port);
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    lab.signal(0, "-KILL");
+    lab.set_links(0, false).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (time, lost) = prober.finish(t0);
+    let time = time.expect("the IPv6 VIP was not served after the kill");
+    eprintln!(
+        "TAKEOVER IPv6 (VRRPv3 over IPv6, sync group) kill -9, adverts 10 ms: VIP unserved for {} ms (UDP queries lost {lost})",
+        time.as_millis()
+    );
+    assert!(wait_held(&lab, 1, f4, Duration::from_secs(1)) && wait_held(&lab, 1, f6, Duration::from_secs(1)));
+    assert_eq!((state_of(&lab, 1, "lan"), state_of(&lab, 1, "lan6")), (Some(2), Some(2)));
+    assert!(time < Duration::from_millis(1000), "takeover {time:?}");
+    assert!(counter(&lab, 1, "vrrp_lan6_announcements") >= 1, "unsolicited NAs sent");
+    lab.stop().unwrap();
 }

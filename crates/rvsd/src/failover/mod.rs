@@ -21,6 +21,7 @@ use crate::clock::Clock;
 pub mod addrs;
 pub mod instance;
 pub mod link;
+pub mod machine;
 pub mod notify;
 pub mod stats;
 pub mod sync;
@@ -28,6 +29,36 @@ pub mod sys;
 pub mod track;
 
 use stats::{FailoverStats, InstanceStats};
+
+/// Joins the instances that name one sync group into that group (in file order); they start
+/// together.
+fn form_sync_groups(runtimes: &mut [(String, instance::Runtime)], clock: Clock) {
+    let mut names: Vec<String> = Vec::new();
+    for (_, rt) in runtimes.iter() {
+        if let Some(g) = rt.sync_group()
+            && !names.iter().any(|n| n == g)
+        {
+            names.push(g.to_string());
+        }
+    }
+    for name in names {
+        let members: Vec<usize> = (0..runtimes.len())
+            .filter(|i| runtimes.get(*i).is_some_and(|(_, rt)| rt.sync_group() == Some(name.as_str())))
+            .collect();
+        let instances: Vec<_> =
+            members.iter().filter_map(|i| runtimes.get(*i).and_then(|(_, rt)| rt.solo_instance())).collect();
+        if instances.len() != members.len() {
+            continue;
+        }
+        let machines = machine::form_group(instances, clock.now());
+        for (i, m) in members.iter().zip(machines) {
+            if let Some((_, rt)) = runtimes.get_mut(*i) {
+                rt.join(m);
+            }
+        }
+        info!(group = %name, members = members.len(), "VRRP sync group formed");
+    }
+}
 
 /// Running failover threads.
 #[derive(Debug)]
@@ -61,6 +92,7 @@ impl FailoverHandle {
             }
             runtimes.push((cfg.name.clone(), rt));
         }
+        form_sync_groups(&mut runtimes, clock);
         let stats = Arc::new(FailoverStats { instances, ..FailoverStats::default() });
         let mut handle = FailoverHandle { stop: stop.clone(), threads: Vec::new(), stats: stats.clone(), sync: None };
         if let Some(sc) = &config.conn_sync {
