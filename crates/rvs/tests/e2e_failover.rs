@@ -715,3 +715,60 @@ fn a_sync_group_moves_its_ipv4_and_ipv6_instances_together() {
     assert!(counter(&lab, 1, "vrrp_lan6_announcements") >= 1, "unsolicited NAs sent");
     lab.stop().unwrap();
 }
+
+#[test]
+fn rvs_and_keepalived_agree_over_ipv6() {
+    if !rvs::lab::can_run_namespace_tests() || !keepalived_installed() {
+        return;
+    }
+    let mut lab = FailoverLab::up(Method::Dr).unwrap();
+    let f6 = IpAddr::V6(FLOAT_V6);
+    let stable = |lab: &FailoverLab, holder: usize, what: &str| {
+        assert!(
+            lab.wait_holder(holder, f6, Duration::from_secs(6)),
+            "{what}\nrvs:\n{}\nka:\n{}",
+            lab.log(0),
+            lab.log(1)
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(lab.holders(f6), vec![holder], "{what}: stable");
+    };
+    // keepalived: VRRPv3 over IPv6 (its family follows the first virtual address), 100 ms adverts.
+    let (dev0, dev1) = (lab.interface(0, Segment::Lan), lab.interface(1, Segment::Lan));
+    let ka = |priority: u8| {
+        format!(
+            "global_defs {{\n    router_id ka1\n    vrrp_garp_master_delay 0\n}}\n\
+             vrrp_instance lan6 {{\n    state BACKUP\n    interface {}\n    virtual_router_id 51\n    \
+             priority {priority}\n    advert_int 0.1\n    version 3\n    \
+             virtual_ipaddress {{\n        {FLOAT_V6}/64\n    }}\n}}\n",
+            dev1
+        )
+    };
+    let rvs = |priority: u8| {
+        format!(
+            "[[vrrp]]\nname = \"lan6\"\ninterface = \"{}\"\nvrid = 51\npriority = {priority}\nversion = 3\n\
+             advert_interval = 0.1\nvirtual_addresses = [\"{FLOAT_V6}/64\"]\n[vrrp.garp]\ndelay = 0\n",
+            dev0
+        )
+    };
+    lab.start_keepalived(1, &ka(100)).unwrap();
+    lab.start_rvsd(0, "rr", &rvs(150)).unwrap();
+    stable(&lab, 0, "rvs (150) is master over keepalived (100), IPv6");
+    assert!(lab.log(1).contains("Entering BACKUP STATE"), "keepalived is backup\n{}", lab.log(1));
+    let vip6 = IpAddr::V6(lab.description().vip.v6);
+    let client = lab.description().client.netns.clone();
+    assert_eq!(http(&client, vip6, 3).len(), 3, "rvs serves the IPv6 VIP");
+
+    // rvs stops cleanly (priority 0 over IPv6): keepalived takes the address (its director
+    // runs no load balancer here, so only the address is checked).
+    lab.signal(0, "-TERM");
+    stable(&lab, 1, "keepalived takes over from a stopped rvs, IPv6");
+
+    // rvs returns at 50: it follows keepalived's IPv6 adverts.
+    lab.start_rvsd(0, "rr", &rvs(50)).unwrap();
+    stable(&lab, 1, "keepalived (100) stays master over rvs (50), IPv6");
+    assert_eq!(state_of(&lab, 0, "lan6"), Some(1));
+    assert!(counter(&lab, 0, "vrrp_lan6_adverts_rx") > 5, "rvs accepts keepalived's IPv6 adverts");
+    assert_eq!(counter(&lab, 0, "vrrp_lan6_drop_bad_checksum"), 0);
+    lab.stop().unwrap();
+}
