@@ -150,6 +150,19 @@ impl FailoverLab {
         bail!("rvsd {i} did not answer within 10 s; log: {}", self.log(i))
     }
 
+    /// Rewrites director `i`'s rvsd configuration (the lab's services plus `extra`) and has it
+    /// reload (as SIGHUP does).
+    pub fn reload_rvsd(&self, i: usize, scheduler: &str, extra: &str) -> Result<()> {
+        let config = self.work(&format!("rvsd{i}.toml"));
+        let services = crate::lab::default_services(self.description(), scheduler)?;
+        let text = format!("{}\n{extra}", rvsd_config_for(self.description(), i, &self.socket(i), &services)?);
+        std::fs::write(&config, text).context("writing the rvsd configuration")?;
+        match self.call(i, &Request::Reload)? {
+            Response::Applied => Ok(()),
+            other => bail!("reload of rvsd {i} refused: {other:?}"),
+        }
+    }
+
     /// Starts keepalived (VRRP only, own pid files, foreground, logging to the console) on
     /// director `i` with `config` (a keepalived.conf text).
     pub fn start_keepalived(&mut self, i: usize, config: &str) -> Result<()> {

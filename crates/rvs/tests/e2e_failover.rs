@@ -772,3 +772,45 @@ fn rvs_and_keepalived_agree_over_ipv6() {
     assert_eq!(counter(&lab, 0, "vrrp_lan6_drop_bad_checksum"), 0);
     lab.stop().unwrap();
 }
+
+#[test]
+fn a_reload_adds_and_removes_instances_and_leaves_unchanged_ones_alone() {
+    if !rvs::lab::can_run_namespace_tests() {
+        return;
+    }
+    let mut lab = FailoverLab::up(Method::Dr).unwrap();
+    let (f4, f6) = (IpAddr::V4(FLOAT_V4), IpAddr::V6(FLOAT_V6));
+    // "lan" (IPv4) on both; dir1 will gain and lose instances by reloads.
+    let lan = |i: usize, priority: u8| {
+        format!(
+            "[[vrrp]]\nname = \"lan\"\ninterface = \"{}\"\nvrid = 51\npriority = {priority}\nversion = 3\n\
+             advert_interval = 0.01\ndown_timer_adverts = 10\nvirtual_addresses = [\"{FLOAT_V4}/24\"]\n",
+            lab.interface(i, Segment::Lan)
+        )
+    };
+    let lan6 = format!(
+        "[[vrrp]]\nname = \"lan6\"\ninterface = \"{}\"\nvrid = 51\npriority = 150\nversion = 3\n\
+         advert_interval = 0.01\nvirtual_addresses = [\"{FLOAT_V6}/64\"]\n",
+        lab.interface(0, Segment::Lan)
+    );
+    let (lan0, lan1) = (lan(0, 150), lan(1, 100));
+    lab.start_rvsd(0, "rr", &lan0).unwrap();
+    lab.start_rvsd(1, "rr", &lan1).unwrap();
+    assert!(lab.wait_holder(0, f4, Duration::from_secs(3)), "{}", lab.log(0));
+    let transitions = counter(&lab, 0, "vrrp_lan_transitions");
+
+    // Add "lan6": it starts (no peer: it becomes master) and "lan" is not touched.
+    lab.reload_rvsd(0, "rr", &format!("{lan0}\n{lan6}")).unwrap();
+    assert!(lab.wait_holder(0, f6, Duration::from_secs(3)), "the added instance runs\n{}", lab.log(0));
+    assert_eq!(state_of(&lab, 0, "lan6"), Some(2));
+    assert_eq!(lab.holders(f4), vec![0]);
+    assert_eq!(counter(&lab, 0, "vrrp_lan_transitions"), transitions, "the unchanged instance kept running");
+
+    // Remove "lan": it resigns (priority 0) and dir2 takes the IPv4 next hop; "lan6" stays.
+    lab.reload_rvsd(0, "rr", &lan6).unwrap();
+    assert!(lab.wait_holder(1, f4, Duration::from_secs(2)), "dir2 takes over the removed instance\n{}", lab.log(0));
+    assert_eq!(state_of(&lab, 0, "lan"), None, "the removed instance's counters are gone");
+    assert_eq!(state_of(&lab, 0, "lan6"), Some(2));
+    assert_eq!(lab.holders(f6), vec![0]);
+    lab.stop().unwrap();
+}
