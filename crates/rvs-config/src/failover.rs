@@ -82,6 +82,8 @@ pub(crate) struct RawVrrp {
     pub notify: Option<Spanned<RawNotify>>,
     #[serde(default)]
     pub garp: Option<Spanned<RawGarp>>,
+    #[serde(default)]
+    pub sync_group: Option<Spanned<String>>,
 }
 
 /// `[vrrp.auth]`.
@@ -380,6 +382,9 @@ pub struct VrrpInstance {
     pub notify: Notify,
     /// Announcement timing.
     pub garp: GarpSettings,
+    /// Sync group (keepalived `vrrp_sync_group`): instances naming the same group change
+    /// state together.
+    pub sync_group: Option<String>,
 }
 
 /// `[conn_sync]`: connection sync between directors.
@@ -784,6 +789,11 @@ pub(crate) fn vrrp(loc: &Locator<'_>, i: usize, v: &Spanned<RawVrrp>) -> Result<
         Some(g) => garp(loc, g.get_ref(), &f("garp"))?,
     };
     let name = r.name.as_ref().map_or_else(|| format!("VI_{vrid}"), |n| n.get_ref().clone());
+    let sync_group = match &r.sync_group {
+        None => None,
+        Some(g) if !g.get_ref().trim().is_empty() => Some(g.get_ref().trim().to_string()),
+        Some(g) => return Err(loc.invalid(g.span(), f("sync_group"), "a sync group needs a name")),
+    };
     Ok(VrrpInstance {
         name,
         interface,
@@ -806,6 +816,7 @@ pub(crate) fn vrrp(loc: &Locator<'_>, i: usize, v: &Spanned<RawVrrp>) -> Result<
         track_probes,
         notify,
         garp,
+        sync_group,
     })
 }
 

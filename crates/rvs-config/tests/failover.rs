@@ -124,3 +124,18 @@ fn mistakes_are_located() {
     let (line, _, field) = err(&format!("{base}[conn_sync]\ninterface = \"eth0\"\nfollow = \"nope\"\n"));
     assert_eq!((line, field.as_str()), (7, "conn_sync.follow"));
 }
+
+#[test]
+fn instances_naming_one_sync_group_belong_to_it() {
+    let text = "[[vrrp]]\nname = \"v4\"\ninterface = \"eth0\"\nvrid = 1\nversion = 3\nvirtual_addresses = [\"198.18.2.10/24\"]\n\
+                sync_group = \"web\"\n\n[[vrrp]]\nname = \"v6\"\ninterface = \"eth0\"\nvrid = 1\nversion = 3\n\
+                virtual_addresses = [\"fd00::10/64\"]\nsync_group = \"web\"\n\n[[vrrp]]\nname = \"alone\"\n\
+                interface = \"eth0\"\nvrid = 2\nvirtual_addresses = [\"198.18.2.20/24\"]\n";
+    let c = Config::parse(text, "f").unwrap();
+    let groups: Vec<Option<&str>> = c.vrrp.iter().map(|v| v.sync_group.as_deref()).collect();
+    assert_eq!(groups, vec![Some("web"), Some("web"), None]);
+    // An empty group name is a mistake on its line (5).
+    let base = "[[vrrp]]\ninterface = \"eth0\"\nvrid = 1\nvirtual_addresses = [\"198.18.2.10/24\"]\n";
+    let (line, kind, field) = err(&format!("{base}sync_group = \" \"\n"));
+    assert_eq!((line, kind, field.as_str()), (5, ErrorKind::InvalidValue, "vrrp[0].sync_group"));
+}

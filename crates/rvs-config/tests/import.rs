@@ -130,3 +130,16 @@ fn keepalived_instances_scripts_and_auth_are_mapped() {
         assert!(joined.contains(what), "{what} reported: {joined}");
     }
 }
+
+#[test]
+fn keepalived_sync_groups_become_sync_group_fields() {
+    let text = "vrrp_sync_group VG_1 {\n  group {\n    VI_1\n    VI_6\n  }\n  notify_master /bin/true\n}\n\
+                vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    198.18.2.10/24\n  }\n}\n\
+                vrrp_instance VI_6 {\n  interface eth0\n  virtual_router_id 51\n  version 3\n  virtual_ipaddress {\n    fd00::10/64\n  }\n}\n\
+                vrrp_instance VI_X {\n  interface eth0\n  virtual_router_id 52\n  virtual_ipaddress {\n    198.18.2.20/24\n  }\n}\n";
+    let out = keepalived::import("keepalived.conf", text);
+    let c = Config::parse(&out.toml, "imported.toml").unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+    let groups: Vec<Option<&str>> = c.vrrp.iter().map(|v| v.sync_group.as_deref()).collect();
+    assert_eq!(groups, vec![Some("VG_1"), Some("VG_1"), None]);
+    assert!(out.unmapped.iter().any(|u| u.contains("notify_master")), "{:?}", out.unmapped);
+}

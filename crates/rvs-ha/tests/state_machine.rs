@@ -430,3 +430,27 @@ fn sync_group_fault_is_shared() {
     g.set_tracker(ms(200), 1, t, true);
     assert_eq!(g.states(), vec![State::Master, State::Master]);
 }
+
+#[test]
+fn held_preemption_follows_a_lower_master_until_released_but_not_a_dead_one() {
+    // Priority 150 at 1 s adverts: Master_Down = 3414 ms (as in preempt_discards_lower_priority_master).
+    let mut i = instance(config(1, 150));
+    i.hold_preemption(true);
+    i.startup(ms(0));
+    for t in [1000, 2000, 3000, 4000] {
+        assert_eq!(receive(&mut i, ms(t), 2, 100, 100), vec![Action::ScheduleTimer { at: ms(t + 3414) }]);
+    }
+    assert_eq!(i.on_timer(ms(5000)), vec![]);
+    assert_eq!(i.state(), State::Backup);
+    // Released: the next lower-priority advert is discarded and the down timer set at 4000 runs out.
+    i.hold_preemption(false);
+    assert_eq!(receive(&mut i, ms(5000), 2, 100, 100), vec![]);
+    assert_eq!(i.on_timer(ms(4000 + 3414))[1], Action::BecomeMaster);
+
+    // Held, but the master falls silent: the down timer still makes us master.
+    let mut j = instance(config(1, 150));
+    j.hold_preemption(true);
+    j.startup(ms(0));
+    receive(&mut j, ms(1000), 2, 100, 100);
+    assert_eq!(j.on_timer(ms(1000 + 3414))[1], Action::BecomeMaster);
+}

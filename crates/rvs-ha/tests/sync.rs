@@ -212,3 +212,27 @@ fn receiver_checks_size_syncid_and_trailer() {
     );
     assert_eq!(any.accept(ctx.src, ctx.dst, &[0], None).err(), Some(SyncError::Truncated));
 }
+
+#[test]
+fn end_of_round_marker_carries_the_datagram_count_and_is_signed_like_the_rest() {
+    // Header only: reserved 0, syncid 7, size 8, count 0, version 1, spare = 0x8000 | 3.
+    let m = v1::round_end(7, 3);
+    assert_eq!(m, vec![0, 7, 0, 8, 0, 1, 0x80, 3]);
+    assert_eq!(decode(&m).expect("decodes").round_end, Some(3));
+    // Counts beyond 15 bits saturate; zero still marks (bit 15 set).
+    assert_eq!(v1::decode_round_end(&v1::round_end(7, 100_000)), Some(v1::ROUND_END_MAX));
+    assert_eq!(v1::decode_round_end(&v1::round_end(7, 0)), Some(0));
+    // An ordinary empty v1 message and a message with entries are not markers.
+    assert_eq!(v1::decode_round_end(&v1::encode(7, &[]).expect("encodes")), None);
+    assert_eq!(decode(&v1::encode(7, &[tcp_entry(1)]).expect("encodes")).expect("decodes").round_end, None);
+
+    let ring = KeyRing::single(1, b"0123456789abcdef").expect("key");
+    let mut tx = SyncSender::new(7, 1472, Some(Signer::new(ring.clone(), Domain::Sync, 1)));
+    let ctx = AuthContext { src: v4(1), dst: v4(2) };
+    let signed = tx.round_end(2, &ctx, 10);
+    let mut rx = SyncReceiver::new(7, AuthMode::Required(ring), None);
+    assert_eq!(rx.accept(v4(1), v4(2), &signed, None).expect("accepted").round_end, Some(2));
+    let mut tampered = signed.clone();
+    tampered[7] = 5;
+    assert_eq!(rx.accept(v4(1), v4(2), &tampered, None), Err(SyncError::AuthMismatch));
+}

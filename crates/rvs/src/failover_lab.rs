@@ -173,6 +173,19 @@ impl FailoverLab {
         bail!("rvsd {i} did not answer within 10 s; log: {}", self.log(i))
     }
 
+    /// Rewrites director `i`'s rvsd configuration (the lab's services plus `extra`) and has it
+    /// reload (as SIGHUP does).
+    pub fn reload_rvsd(&self, i: usize, scheduler: &str, extra: &str) -> Result<()> {
+        let config = self.work(&format!("rvsd{i}.toml"));
+        let services = crate::lab::default_services(self.description(), scheduler)?;
+        let text = format!("{}\n{extra}", rvsd_config_for(self.description(), i, &self.socket(i), &services)?);
+        std::fs::write(&config, text).context("writing the rvsd configuration")?;
+        match self.call(i, &Request::Reload)? {
+            Response::Applied => Ok(()),
+            other => bail!("reload of rvsd {i} refused: {other:?}"),
+        }
+    }
+
     /// Starts keepalived (VRRP only, own pid files, foreground, logging to the console) on
     /// director `i` with `config` (a keepalived.conf text).
     pub fn start_keepalived(&mut self, i: usize, config: &str) -> Result<()> {
@@ -339,13 +352,38 @@ impl FailoverLab {
         )
     }
 
-    /// Sets director `i`'s LAN (and private) links up or down: a dead box.
+    /// Sets director `i`'s LAN (and private) links up or down: a dead box. Taking a link down
+    /// makes the kernel drop the routes through it; they are saved first and put back when
+    /// the links come up (as a rebooted box would configure them again).
     pub fn set_links(&self, i: usize, up: bool) -> Result<()> {
+        let netns = self.netns(i);
+        let saved = self.work(&format!("routes{i}.txt"));
+        if !up {
+            let mut lines = String::new();
+            for family in ["-4", "-6"] {
+                let out = Command::new("ip").args(["-n", &netns, family, "route", "show"]).output()?;
+                for l in String::from_utf8_lossy(&out.stdout).lines() {
+                    lines.push_str(&format!("{family} {l}\n"));
+                }
+            }
+            std::fs::write(&saved, lines)?;
+        }
         let state = if up { "up" } else { "down" };
         for seg in [Segment::Lan, Segment::Private] {
             let dev = self.interface(i, seg);
             if !dev.is_empty() {
-                self.ip(&self.netns(i), &["link", "set", &dev, state])?;
+                self.ip(&netns, &["link", "set", &dev, state])?;
+            }
+        }
+        if up {
+            for l in std::fs::read_to_string(&saved).unwrap_or_default().lines() {
+                let mut words: Vec<&str> = l.split_whitespace().collect();
+                let Some(family) = (!words.is_empty()).then(|| words.remove(0)) else { continue };
+                // Routes the kernel restores by itself fail here harmlessly.
+                let _ = Command::new("ip")
+                    .args(["-n", &netns, family, "route", "replace"])
+                    .args(words.iter().filter(|w| **w != "linkdown"))
+                    .output();
             }
         }
         Ok(())

@@ -55,6 +55,9 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The running failover, shared by the daemon (which stops it) and reloads.
+pub type SharedFailover = Arc<Mutex<Option<crate::failover::FailoverHandle>>>;
+
 /// The daemon's shared state.
 #[derive(Debug)]
 pub struct Control {
@@ -66,6 +69,8 @@ pub struct Control {
     dataplane_counters: Arc<Mutex<Vec<(String, u64)>>>,
     /// Failover counters, once failover started.
     failover: std::sync::OnceLock<Arc<crate::failover::stats::FailoverStats>>,
+    /// Failover itself, once started: reloads apply `[[vrrp]]` and `[conn_sync]` changes.
+    failover_handle: std::sync::OnceLock<SharedFailover>,
     /// Health checking, once started: reloads and drain requests go through it.
     health: std::sync::OnceLock<Arc<crate::health::HealthPlane>>,
 }
@@ -151,6 +156,7 @@ impl Control {
             counters: Counters::default(),
             dataplane_counters: Arc::default(),
             failover: std::sync::OnceLock::new(),
+            failover_handle: std::sync::OnceLock::new(),
             health: std::sync::OnceLock::new(),
         })
     }
@@ -180,6 +186,11 @@ impl Control {
     pub fn running_config(&self) -> Config {
         let _engine = lock(&self.engine);
         lock(&self.state).config.clone()
+    }
+
+    /// Makes reloads apply `[[vrrp]]` and `[conn_sync]` changes to `handle`.
+    pub fn set_failover(&self, handle: SharedFailover) {
+        let _ = self.failover_handle.set(handle);
     }
 
     /// Makes `Status` include the failover counters.
@@ -220,11 +231,19 @@ impl Control {
                 return Err(ApiError::new("invalid", e.to_string()));
             }
         };
-        match self.health.get() {
+        let applied = match self.health.get() {
             // Health decides what the new configuration's real servers look like in the table.
             Some(health) => health.reload(&new, |target| self.install(new.clone(), target)),
             None => self.install(new.clone(), new.table()),
+        };
+        if applied.is_ok()
+            && let Some(f) = self.failover_handle.get()
+            && let Some(handle) = lock(f).as_mut()
+            && let Err(e) = handle.reload(&new)
+        {
+            error!(%path, error = %format!("{e:#}"), "reload: failover changes only partly applied");
         }
+        applied
     }
 
     /// Routes reloads and drain requests through health checking from now on.

@@ -62,7 +62,7 @@ pub struct Rvsd {
     stop: Arc<StopFlag>,
     housekeeping: Option<JoinHandle<()>>,
     dataplane: Option<dataplane::DataPlaneHandle>,
-    failover: Option<failover::FailoverHandle>,
+    failover: control::SharedFailover,
     health: Option<health::HealthRunner>,
     socket_path: PathBuf,
 }
@@ -145,6 +145,8 @@ impl Rvsd {
             }
         };
         control.set_failover_stats(failover.stats());
+        let failover: control::SharedFailover = Arc::new(Mutex::new(Some(failover)));
+        control.set_failover(failover.clone());
         info!(config = %config_path.display(), socket = %socket_path.display(), "rvsd started");
         Ok(Rvsd {
             control,
@@ -152,7 +154,7 @@ impl Rvsd {
             stop,
             housekeeping: Some(housekeeping),
             dataplane,
-            failover: Some(failover),
+            failover,
             health: Some(health),
             socket_path,
         })
@@ -228,7 +230,8 @@ impl Rvsd {
 
     fn shutdown(&mut self) {
         // Failover first: a master resigns (priority 0) while it can still serve.
-        if let Some(f) = self.failover.take() {
+        let running = control::lock(&self.failover).take();
+        if let Some(f) = running {
             f.stop();
         }
         if let Some(h) = self.health.take() {

@@ -1,6 +1,6 @@
 //! keepalived -> rvs: `vrrp_instance` blocks (with the `vrrp_script` blocks they track and the
 //! global `vrrp_version` / `vrrp_garp_*` defaults) become `[[vrrp]]` tables. Everything else
-//! (`virtual_server`, `vrrp_sync_group`, AH authentication, unknown keywords) is reported as
+//! (`virtual_server`, AH authentication, unknown keywords) is reported as
 //! not mapped.
 
 use std::collections::HashMap;
@@ -110,6 +110,7 @@ pub fn import(file: &str, text: &str) -> Import {
     let mut version = "2".to_string();
     let mut garp_interval: Option<String> = None;
     let mut scripts: HashMap<String, Script> = HashMap::new();
+    let mut groups: HashMap<String, String> = HashMap::new();
     for n in &root {
         match n.key.as_str() {
             "global_defs" => {
@@ -145,13 +146,26 @@ pub fn import(file: &str, text: &str) -> Import {
                 "{}: LVS services are rvs [[service]] tables (convert them with ipvsadm -S and rvsadm, or by hand)",
                 at(n)
             )),
-            "vrrp_sync_group" => unmapped.push(format!("{}: sync groups are not supported by rvsd yet", at(n))),
+            "vrrp_sync_group" => {
+                let group = arg(n).unwrap_or("G");
+                for c in &n.children {
+                    match c.key.as_str() {
+                        "group" => {
+                            for m in &c.children {
+                                groups.insert(m.key.clone(), group.to_string());
+                            }
+                        }
+                        _ => unmapped.push(format!("{}: sync group setting not mapped", at(c))),
+                    }
+                }
+            }
             _ => unmapped.push(format!("{}: not mapped", at(n))),
         }
     }
     let mut t = format!("# Imported from keepalived ({file}).\n");
     for n in root.iter().filter(|n| n.key == "vrrp_instance") {
-        t.push_str(&instance(n, file, &version, garp_interval.as_deref(), &scripts, &mut unmapped));
+        let group = arg(n).and_then(|name| groups.get(name)).map(String::as_str);
+        t.push_str(&instance(n, file, &version, garp_interval.as_deref(), &scripts, group, &mut unmapped));
     }
     Import { toml: t, unmapped }
 }
@@ -162,11 +176,15 @@ fn instance(
     default_version: &str,
     garp_interval: Option<&str>,
     scripts: &HashMap<String, Script>,
+    group: Option<&str>,
     unmapped: &mut Vec<String>,
 ) -> String {
     let at = |c: &Node| format!("{file}:{}: {}", c.line, c.key);
     let name = arg(n).unwrap_or("VI");
     let mut main = vec![format!("name = {}", quote(name))];
+    if let Some(g) = group {
+        main.push(format!("sync_group = {}", quote(g)));
+    }
     let mut version = default_version.to_string();
     let mut tables = String::new();
     let mut notify = Vec::new();

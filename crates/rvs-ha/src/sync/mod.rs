@@ -139,8 +139,12 @@ impl SyncReceiver {
     }
 }
 
-/// Decodes one message (exactly its size field long), v1 or v0.
+/// Decodes one message (exactly its size field long): an rvs end-of-round marker, v1 or v0.
 pub fn decode(message: &[u8]) -> Result<SyncMessage, SyncError> {
+    if let Some(n) = v1::decode_round_end(message) {
+        let syncid = message.get(1).copied().unwrap_or(0);
+        return Ok(SyncMessage { syncid, entries: Vec::new(), skipped: 0, round_end: Some(n) });
+    }
     if v1::is_v1(message) { v1::decode(message) } else { v0::decode(message) }
 }
 
@@ -179,6 +183,16 @@ impl SyncSender {
             }
         }
         Ok(messages)
+    }
+
+    /// The end-of-round marker (see [`v1::round_end`]) after `datagrams` datagrams, signed for
+    /// `ctx` like the others.
+    pub fn round_end(&mut self, datagrams: usize, ctx: &AuthContext, floor: u64) -> Vec<u8> {
+        let mut m = v1::round_end(self.syncid, datagrams);
+        if let Some(signer) = &mut self.signer {
+            signer.seal(ctx, &mut m, floor);
+        }
+        m
     }
 }
 

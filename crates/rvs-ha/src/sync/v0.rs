@@ -79,7 +79,7 @@ pub fn decode(bytes: &[u8]) -> Result<SyncMessage, SyncError> {
     if pos != bytes.len() {
         return Err(SyncError::TrailingBytes);
     }
-    Ok(SyncMessage { syncid, entries, skipped: 0 })
+    Ok(SyncMessage { syncid, entries, skipped: 0, round_end: None })
 }
 
 /// Encodes a v0 message (IPv4 entries only; flags must fit 16 bits; at most 255 entries).

@@ -10,6 +10,13 @@
 //! Options: 1 = sequence data (24 bytes: in/out init_seq, delta, previous_delta), 2 = PE data,
 //! 3 = PE name; type bit 0x40 marks an option a receiver may ignore. `size` excludes the padding
 //! that precedes the next entry.
+//!
+//! rvs extension, the end-of-round marker: a header-only message (count 0) whose spare field has
+//! bit 15 set and, in bits 0..14, how many datagrams the master sent to this destination since
+//! its previous marker. A master sends one after each full round of its table, so a backup that
+//! counted exactly that many datagrams since its own last marker knows it holds the whole table.
+//! The kernel ignores such a message (its non-zero spare makes it a v0 message with no entries);
+//! an rvs without the extension drops it as malformed.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -47,6 +54,31 @@ pub struct SyncMessage {
     pub entries: Vec<SyncEntry>,
     /// Entries skipped as the kernel would (unknown mandatory option, PE data without a name).
     pub skipped: usize,
+    /// An end-of-round marker: the datagrams sent since the previous marker (saturating at
+    /// [`ROUND_END_MAX`]).
+    pub round_end: Option<u16>,
+}
+
+/// Spare-field bit that marks an end-of-round message.
+pub const ROUND_END_FLAG: u16 = 0x8000;
+/// Largest datagram count a marker carries.
+pub const ROUND_END_MAX: u16 = 0x7fff;
+
+/// The end-of-round marker for `syncid` after `datagrams` datagrams.
+pub fn round_end(syncid: u8, datagrams: usize) -> Vec<u8> {
+    let n = u16::try_from(datagrams).unwrap_or(ROUND_END_MAX).min(ROUND_END_MAX);
+    let [hi, lo] = (ROUND_END_FLAG | n).to_be_bytes();
+    vec![0, syncid, 0, HEADER_LEN as u8, 0, VERSION, hi, lo]
+}
+
+/// If `bytes` is an end-of-round marker, its datagram count.
+pub fn decode_round_end(bytes: &[u8]) -> Option<u16> {
+    match bytes {
+        [0, _, 0, len, 0, VERSION, hi, lo] if usize::from(*len) == HEADER_LEN && hi & 0x80 != 0 => {
+            Some(u16::from_be_bytes([*hi, *lo]) & ROUND_END_MAX)
+        }
+        _ => None,
+    }
 }
 
 fn round4(n: usize) -> usize {
@@ -112,7 +144,7 @@ pub fn decode(bytes: &[u8]) -> Result<SyncMessage, SyncError> {
     if bytes.len() > round4(end) || tail.iter().any(|b| *b != 0) {
         return Err(SyncError::TrailingBytes);
     }
-    Ok(SyncMessage { syncid, entries, skipped })
+    Ok(SyncMessage { syncid, entries, skipped, round_end: None })
 }
 
 /// Decodes one entry (exactly `size` bytes); `Ok(None)` = skip it.

@@ -30,6 +30,11 @@ impl SyncGroup {
         &self.members
     }
 
+    /// One member, to adjust it (e.g. [`Instance::hold_preemption`]).
+    pub fn member_mut(&mut self, member: usize) -> Option<&mut Instance> {
+        self.members.get_mut(member)
+    }
+
     /// Member states, in order.
     pub fn states(&self) -> Vec<State> {
         self.members.iter().map(Instance::state).collect()

@@ -185,6 +185,8 @@ pub struct Instance {
     master_seen: bool,
     /// Fault imposed by the sync group.
     forced_fault: bool,
+    /// Preemption held (connection sync has not delivered the master's table yet).
+    preempt_hold: bool,
     /// The last deadline announced with ScheduleTimer.
     announced: Option<Instant>,
 }
@@ -211,6 +213,7 @@ impl Instance {
             preempt_until: None,
             master_seen: false,
             forced_fault: false,
+            preempt_hold: false,
             announced: None,
         })
     }
@@ -350,6 +353,18 @@ impl Instance {
         self.finish(out)
     }
 
+    /// Holds (or releases) preemption: while held, a Backup follows a lower-priority master as
+    /// without preemption; it still takes over when no master is heard. The daemon holds it
+    /// until connection sync has delivered the current master's table.
+    pub fn hold_preemption(&mut self, hold: bool) {
+        self.preempt_hold = hold;
+    }
+
+    /// Whether preemption is held.
+    pub fn preemption_held(&self) -> bool {
+        self.preempt_hold
+    }
+
     /// Whether this instance, in Backup, is currently following a live master.
     pub(crate) fn follows_live_master(&self, now: Instant) -> bool {
         self.state == State::Backup && self.master_seen && self.down_at.is_some_and(|at| at > now)
@@ -483,10 +498,10 @@ impl Instance {
     }
 
     /// Backup with preemption: whether a lower-priority master is still tolerated. Without
-    /// preemption, always. With a preempt delay, until the delay (started at startup or at the
+    /// preemption or while preemption is held, always. With a preempt delay, until the delay (started at startup or at the
     /// first lower-priority advert) runs out.
     fn tolerate_lower_master(&mut self, now: Instant) -> bool {
-        if !self.cfg.preempt {
+        if !self.cfg.preempt || self.preempt_hold {
             return true;
         }
         if self.cfg.preempt_delay.is_zero() {

@@ -29,14 +29,18 @@ use tracing::{debug, info, warn};
 use crate::clock::Clock;
 use crate::failover::addrs::{self, HostAddr};
 use crate::failover::link::{self, AdvertReceiver, FramePort, UnicastSender};
+use crate::failover::machine::Machine;
 use crate::failover::notify;
 use crate::failover::stats::{InstanceStats, bump, drop_index, state_number};
+use crate::failover::sync::PreemptionGate;
 use crate::failover::track::Probes;
 
 /// How often tracked interfaces are looked at.
 const LINK_CHECK: Duration = Duration::from_millis(100);
 /// Longest wait for a frame (bounds the reaction to the stop flag and to tracker reports).
 const MAX_WAIT: Duration = Duration::from_millis(50);
+/// The same for sync group members (also bounds the reaction to actions other members post).
+const GROUP_WAIT: Duration = Duration::from_millis(5);
 
 /// The wall clock in µs since the Unix epoch (for trailer counters and their freshness).
 fn unix_us() -> u64 {
@@ -48,7 +52,7 @@ fn unix_us() -> u64 {
 /// What the instance thread owns.
 pub struct Runtime {
     cfg: VrrpInstance,
-    machine: Instance,
+    machine: Machine,
     clock: Clock,
     stats: Arc<InstanceStats>,
     primary: IpAddr,
@@ -68,6 +72,8 @@ pub struct Runtime {
     probe_reports: Receiver<(TrackerId, bool)>,
     probes: Probes,
     ip_id: u16,
+    /// Connection sync's gate: preemption is held while it is closed.
+    gate: Option<PreemptionGate>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -186,7 +192,7 @@ impl Runtime {
               %primary, "VRRP instance ready");
         Ok(Runtime {
             cfg,
-            machine,
+            machine: Machine::Solo(Box::new(machine)),
             clock,
             stats,
             primary,
@@ -205,6 +211,7 @@ impl Runtime {
             probe_reports,
             probes,
             ip_id: 0,
+            gate: None,
         })
     }
 
@@ -213,14 +220,52 @@ impl Runtime {
         self.machine.state()
     }
 
+    /// The instance's sync group name, if any.
+    pub fn sync_group(&self) -> Option<&str> {
+        self.cfg.sync_group.as_deref()
+    }
+
+    /// A copy of the state machine (before a group is formed).
+    pub fn solo_instance(&self) -> Option<Instance> {
+        self.machine.solo_instance()
+    }
+
+    /// Drives `machine` from now on (a sync group member's).
+    pub fn join(&mut self, machine: Machine) {
+        self.machine = machine;
+    }
+
+    /// Holds preemption until connection sync opens `gate` (the instance closes it whenever
+    /// it leaves Backup).
+    pub fn hold_preemption_on(&mut self, gate: PreemptionGate) {
+        self.gate = Some(gate);
+    }
+
+    /// Holds preemption while the gate is closed.
+    fn follow_gate(&mut self) {
+        let Some(gate) = &self.gate else { return };
+        let hold = !gate.is_open();
+        if hold != self.machine.preemption_held() {
+            self.machine.hold_preemption(hold);
+            if !hold && self.machine.state() == State::Backup {
+                info!(instance = %self.cfg.name, "connection sync is complete: preemption allowed");
+            }
+        }
+    }
+
     /// Runs until `stop` is set, then resigns and cleans up.
     pub fn run(mut self, stop: &AtomicBool) {
+        self.follow_gate();
         let now = self.clock.now();
         let actions = self.machine.startup(now);
         self.apply(now, actions);
+        let max_wait = if self.machine.is_member() { GROUP_WAIT } else { MAX_WAIT };
         let mut next_link_check = now + LINK_CHECK;
         while !stop.load(Ordering::Relaxed) {
+            self.follow_gate();
             let now = self.clock.now();
+            let posted = self.machine.inbox();
+            self.apply(now, posted);
             if self.machine.next_deadline().is_some_and(|d| d <= now) {
                 let actions = self.machine.on_timer(now);
                 self.apply(now, actions);
@@ -242,7 +287,7 @@ impl Runtime {
                 .flatten()
                 .min()
                 .unwrap_or(next_link_check);
-            let wait = next.saturating_since(self.clock.now()).min(MAX_WAIT);
+            let wait = next.saturating_since(self.clock.now()).min(max_wait);
             match self.rx.recv(wait) {
                 Ok(Some(frame)) => {
                     let frame = frame.to_vec();
@@ -333,8 +378,14 @@ impl Runtime {
     }
 
     fn transition(&mut self, state: State) {
-        bump(&self.stats.transitions);
+        if state != State::Backup
+            && let Some(gate) = &self.gate
+        {
+            gate.set(false);
+            self.machine.hold_preemption(true);
+        }
         self.stats.state.store(state_number(state), Ordering::Relaxed);
+        bump(&self.stats.transitions);
         let word = notify::state_word(state);
         info!(instance = %self.cfg.name, state = word, priority = self.machine.effective_priority(), "VRRP state");
         notify::run(
@@ -377,7 +428,7 @@ impl Runtime {
 
     fn send_advert(&mut self, priority: u8) {
         let advert = Advert {
-            version: self.machine.config().version,
+            version: self.machine.version().unwrap_or(Version::V3),
             vrid: self.cfg.vrid,
             priority,
             interval_cs: self.cfg.advert_interval_cs,

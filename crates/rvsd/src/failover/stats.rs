@@ -90,8 +90,8 @@ pub fn bump(c: &AtomicU64) {
 /// All counters of the failover subsystem.
 #[derive(Debug, Default)]
 pub struct FailoverStats {
-    /// (instance name, counters).
-    pub instances: Vec<(String, Arc<InstanceStats>)>,
+    /// (instance name, counters) of the running instances.
+    pub instances: std::sync::Mutex<Vec<(String, Arc<InstanceStats>)>>,
     /// Connection sync counters (name, value), shared with the sync threads.
     pub sync: Arc<crate::failover::sync::SyncStats>,
 }
@@ -101,7 +101,8 @@ impl FailoverStats {
     /// `vrrp_<instance>_drop_<reason>`, `conn_sync_<counter>`.
     pub fn counters(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
-        for (name, s) in &self.instances {
+        let instances = crate::control::lock(&self.instances).clone();
+        for (name, s) in &instances {
             let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
             for (k, v) in [
                 ("state", get(&s.state)),

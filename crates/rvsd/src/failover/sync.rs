@@ -6,6 +6,15 @@
 //! them and installs each entry in the engine without scheduling
 //! ([`rvs_core::engine::Engine::install_synced`]), so that after a takeover established
 //! connections keep going to the same real server.
+//!
+//! Sync runs both ways: whichever director is master sends. After each full round the master
+//! sends an end-of-round marker ([`rvs_ha::sync::v1::round_end`]) with the number of datagrams
+//! since its previous marker. A backup counts the datagrams it accepted from that master since
+//! its last marker (or since it entered Backup); when the counts agree it holds the master's
+//! whole table and opens the preemption gate, which the followed VRRP instance waits for
+//! before it takes the addresses back from a lower-priority master (a returning director
+//! learns the current connections first). Without a complete round within 2 × `period` (a
+//! peer that sends no markers, lost datagrams) the gate opens anyway.
 
 use std::collections::HashMap;
 use std::io;
@@ -65,6 +74,16 @@ pub struct SyncStats {
     pub drop_auth_mismatch: AtomicU64,
     /// Datagrams dropped: replayed or stale counter.
     pub drop_replayed: AtomicU64,
+    /// End-of-round markers sent.
+    pub tx_rounds: AtomicU64,
+    /// Full rounds received complete (the marker's count matched).
+    pub rx_rounds: AtomicU64,
+    /// Markers whose count did not match (joined mid-round or lost datagrams).
+    pub rx_rounds_incomplete: AtomicU64,
+    /// Times the preemption gate opened on the 2 × period time bound instead of a full round.
+    pub gate_timeouts: AtomicU64,
+    /// 1 while the preemption gate is open (a backup holds the master's table).
+    pub table_ready: AtomicU64,
 }
 
 impl SyncStats {
@@ -85,6 +104,11 @@ impl SyncStats {
             ("drop_unauthenticated", &self.drop_unauthenticated),
             ("drop_auth_mismatch", &self.drop_auth_mismatch),
             ("drop_replayed", &self.drop_replayed),
+            ("tx_rounds", &self.tx_rounds),
+            ("rx_rounds", &self.rx_rounds),
+            ("rx_rounds_incomplete", &self.rx_rounds_incomplete),
+            ("gate_timeouts", &self.gate_timeouts),
+            ("table_ready", &self.table_ready),
         ]
         .into_iter()
         .map(|(k, v)| (format!("conn_sync_{k}"), get(v)))
@@ -181,6 +205,33 @@ struct SyncWorker {
     sent: HashMap<EntryKey, (u8, bool)>,
     last_full: Option<StdInstant>,
     last_scan: StdInstant,
+    /// Datagrams sent (to each destination) since our last end-of-round marker.
+    tx_since_marker: usize,
+    /// Per master: datagrams accepted since its last marker or since we entered Backup.
+    rx_since_marker: HashMap<IpAddr, usize>,
+    /// When the followed instance last entered Backup (None: not in Backup).
+    backup_since: Option<StdInstant>,
+    /// The followed instance's (transition count, state) last seen.
+    role_seen: (u64, u64),
+    gate: PreemptionGate,
+}
+
+/// Open once a backup holds the master's whole table; the followed VRRP instance holds
+/// preemption while it is closed. Shared by the sync thread (opens it) and the instance
+/// (closes it whenever it leaves Backup).
+#[derive(Debug, Clone, Default)]
+pub struct PreemptionGate(Arc<AtomicBool>);
+
+impl PreemptionGate {
+    /// Whether the table is complete.
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Opens or closes the gate.
+    pub fn set(&self, open: bool) {
+        self.0.store(open, Ordering::Relaxed);
+    }
 }
 
 /// A running sync thread.
@@ -191,13 +242,15 @@ pub struct SyncHandle {
 }
 
 impl SyncHandle {
-    /// Starts connection sync with `cfg`, following the instance whose counters are `role`.
+    /// Starts connection sync with `cfg`, following the instance whose counters are `role`,
+    /// opening `gate` when a backup holds the master's table.
     pub fn start(
         cfg: ConnSync,
         engine: Arc<Mutex<Engine>>,
         clock: Clock,
         role: Arc<InstanceStats>,
         stats: Arc<SyncStats>,
+        gate: PreemptionGate,
     ) -> anyhow::Result<SyncHandle> {
         let ipv6 = cfg.peers.first().map_or(cfg.group.is_ipv6(), IpAddr::is_ipv6);
         let local = addrs::primary_address(&cfg.interface, ipv6, &[])
@@ -229,6 +282,11 @@ impl SyncHandle {
             sent: HashMap::new(),
             last_full: None,
             last_scan: StdInstant::now(),
+            tx_since_marker: 0,
+            rx_since_marker: HashMap::new(),
+            backup_since: None,
+            role_seen: (u64::MAX, u64::MAX),
+            gate,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -297,16 +355,44 @@ impl SyncWorker {
         self.role.state.load(Ordering::Relaxed) == 2
     }
 
+    /// Follows the instance's transitions: entering Backup starts a new wait for a full round;
+    /// leaving it closes the gate. The gate opens on the time bound if no round completes.
+    fn track_role(&mut self) {
+        let seen = (self.role.transitions.load(Ordering::Relaxed), self.role.state.load(Ordering::Relaxed));
+        if seen != self.role_seen {
+            self.role_seen = seen;
+            let backup = seen.1 == 1;
+            self.rx_since_marker.clear();
+            self.backup_since = backup.then(StdInstant::now);
+            self.set_gate(false);
+        }
+        if let Some(since) = self.backup_since
+            && !self.gate.is_open()
+            && since.elapsed() >= self.cfg.period.saturating_mul(2)
+        {
+            info!(period = ?self.cfg.period, "no complete sync round within 2 x period: preemption allowed");
+            bump(&self.stats.gate_timeouts);
+            self.set_gate(true);
+        }
+    }
+
+    fn set_gate(&self, open: bool) {
+        self.gate.set(open);
+        self.stats.table_ready.store(u64::from(open), Ordering::Relaxed);
+    }
+
     fn run(mut self, stop: &AtomicBool) {
         info!(interface = %self.cfg.interface, local = %self.local, "connection sync started");
         let mut buf = vec![0u8; 65536];
         let mut was_master = false;
         while !stop.load(Ordering::Relaxed) {
+            self.track_role();
             let master = self.is_master();
             if master != was_master {
                 // A new master sends everything at once.
                 self.sent.clear();
                 self.last_full = None;
+                self.tx_since_marker = 0;
                 was_master = master;
             }
             if master && self.last_scan.elapsed() >= SCAN {
@@ -356,18 +442,28 @@ impl SyncWorker {
         if full {
             self.last_full = Some(StdInstant::now());
         }
-        if entries.is_empty() {
+        if entries.is_empty() && !full {
             return;
         }
+        let mut sent_each = 0;
         for dst in self.destinations() {
             let ctx = AuthContext { src: self.local, dst };
-            let datagrams = match self.sender.datagrams(&entries, &ctx, unix_us()) {
-                Ok(d) => d,
-                Err(e) => {
-                    warn!(error = %e, "cannot build sync messages");
-                    return;
+            let mut datagrams = if entries.is_empty() {
+                Vec::new()
+            } else {
+                match self.sender.datagrams(&entries, &ctx, unix_us()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        warn!(error = %e, "cannot build sync messages");
+                        return;
+                    }
                 }
             };
+            sent_each = datagrams.len();
+            if full {
+                datagrams.push(self.sender.round_end(self.tx_since_marker + sent_each, &ctx, unix_us()));
+                bump(&self.stats.tx_rounds);
+            }
             let to = SocketAddr::new(dst, self.cfg.port);
             for d in &datagrams {
                 match self.socket.send_to(d, to) {
@@ -380,6 +476,7 @@ impl SyncWorker {
             }
             self.stats.tx_entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
         }
+        self.tx_since_marker = if full { 0 } else { self.tx_since_marker + sent_each };
     }
 
     fn on_datagram(&mut self, src: IpAddr, data: &[u8]) {
@@ -397,6 +494,22 @@ impl SyncWorker {
             }
         };
         bump(&self.stats.rx_messages);
+        let counted = self.rx_since_marker.entry(src).or_insert(0);
+        if let Some(expected) = message.round_end {
+            let complete = *counted >= usize::from(expected);
+            *counted = 0;
+            if complete {
+                bump(&self.stats.rx_rounds);
+                if self.backup_since.is_some() && !self.gate.is_open() {
+                    info!(%src, datagrams = expected, "received the master's full table: preemption allowed");
+                    self.set_gate(true);
+                }
+            } else {
+                bump(&self.stats.rx_rounds_incomplete);
+            }
+            return;
+        }
+        *counted += 1;
         let now = self.clock.now();
         let mut engine = lock(&self.engine);
         for e in &message.entries {
