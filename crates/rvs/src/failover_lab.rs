@@ -59,6 +59,8 @@ pub struct FailoverLab {
     /// keepalived starts so far: each start gets its own pid files (a killed one leaves its
     /// files, and keepalived refuses to start over them).
     keepalived_starts: u32,
+    /// Real-server namespaces set up for TUN (decapsulator running), torn down on stop.
+    tun_real_servers: Vec<String>,
 }
 
 impl FailoverLab {
@@ -69,7 +71,13 @@ impl FailoverLab {
         spec.director_mode = DirectorMode::External;
         spec.http_server = HttpServerChoice::Auto;
         let lab = Lab::up(&spec).context("building the lab")?;
-        let me = FailoverLab { lab: Some(lab), daemons: [Vec::new(), Vec::new()], method, keepalived_starts: 0 };
+        let mut me = FailoverLab {
+            lab: Some(lab),
+            daemons: [Vec::new(), Vec::new()],
+            method,
+            keepalived_starts: 0,
+            tun_real_servers: Vec::new(),
+        };
         let d = me.description().clone();
         let router = d.router.netns.as_str();
         me.ip(router, &["route", "replace", &format!("{}/32", d.vip.v4), "via", &FLOAT_V4.to_string()])?;
@@ -80,6 +88,19 @@ impl FailoverLab {
             let dev = dir1.interface(Segment::Private).context("no private interface")?.name.clone();
             me.ip(&dir1.netns, &["addr", "del", &format!("{}/24", gw.v4), "dev", &dev])?;
             me.ip(&dir1.netns, &["addr", "del", &format!("{}/64", gw.v6), "dev", &dev])?;
+        }
+        if method == Method::Tun {
+            // The real servers decapsulate with rvs's own decapsulator (no ipip module here).
+            let rvs = sibling_binary("rvs")?;
+            for rs in &d.real_servers {
+                let (v4, v6) = (d.vip.v4.to_string(), d.vip.v6.to_string());
+                let args = ["realserver", "setup", "--method", "tun", "--netns", &rs.netns, "--vip", &v4, "--vip", &v6];
+                let out = Command::new(&rvs).args(args).output().context("running rvs realserver setup")?;
+                if !out.status.success() {
+                    bail!("rvs realserver setup in {}: {}", rs.netns, String::from_utf8_lossy(&out.stderr));
+                }
+                me.tun_real_servers.push(rs.netns.clone());
+            }
         }
         Ok(me)
     }
@@ -415,6 +436,13 @@ impl FailoverLab {
     fn shutdown(&mut self) -> Result<()> {
         for i in 0..2 {
             self.signal(i, "-TERM");
+        }
+        if !self.tun_real_servers.is_empty()
+            && let Ok(rvs) = sibling_binary("rvs")
+        {
+            for ns in self.tun_real_servers.drain(..) {
+                let _ = Command::new(&rvs).args(["realserver", "teardown", "--netns", &ns]).output();
+            }
         }
         if let Some(lab) = self.lab.take() {
             lab.down().context("tearing the lab down")?;

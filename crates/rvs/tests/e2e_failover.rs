@@ -436,7 +436,7 @@ fn established_connections_keep_their_real_server_across_a_failover_with_connect
     if !rvs::lab::can_run_namespace_tests() {
         return;
     }
-    for method in [Method::Nat, Method::Dr] {
+    for method in [Method::Nat, Method::Dr, Method::Tun] {
         let mut lab = FailoverLab::up(method).unwrap();
         let sync = format!(
             "[conn_sync]\ninterface = \"{{}}\"\nfollow = \"lan\"\n\
@@ -736,4 +736,28 @@ fn a_reload_adds_and_removes_instances_and_leaves_unchanged_ones_alone() {
     assert_eq!(state_of(&lab, 0, "lan6"), Some(2));
     assert_eq!(lab.holders(f6), vec![0]);
     lab.stop().unwrap();
+}
+
+#[test]
+fn unicast_peers_elect_a_master_and_fail_over() {
+    if !rvs::lab::can_run_namespace_tests() {
+        return;
+    }
+    let mut lab = FailoverLab::up(Method::Dr).unwrap();
+    let peer = |j: usize| lab.description().directors[j].interface(Segment::Lan).expect("LAN interface").addr.v4;
+    let mut v = [Vrrp::fast(150), Vrrp::fast(100)];
+    v[0].extra = format!("unicast_peers = [\"{}\"]", peer(1));
+    v[1].extra = format!("unicast_peers = [\"{}\"]", peer(0));
+    let (v0, v1) = (v[0].render(&lab, 0), v[1].render(&lab, 1));
+    lab.start_rvsd(0, "rr", &v0).unwrap();
+    lab.start_rvsd(1, "rr", &v1).unwrap();
+    let float = IpAddr::V4(FLOAT_V4);
+    assert!(lab.wait_holder(0, float, Duration::from_secs(3)), "unicast: dir1 (150) is master\n{}", lab.log(0));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!lab.holds(1, float), "unicast: the backup hears the master's unicast adverts and stays backup");
+    lab.signal(0, "-TERM");
+    assert!(lab.wait_holder(1, float, Duration::from_secs(2)), "unicast: the backup takes over\n{}", lab.log(1));
+    let d = lab.description().clone();
+    let names = http(&d.client.netns, IpAddr::V4(d.vip.v4), 6);
+    assert_eq!(rvs::lab::spread(&names).iter().sum::<usize>(), 6, "the VIP is served after the takeover: {names:?}");
 }
