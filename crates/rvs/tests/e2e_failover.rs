@@ -761,3 +761,58 @@ fn unicast_peers_elect_a_master_and_fail_over() {
     let names = http(&d.client.netns, IpAddr::V4(d.vip.v4), 6);
     assert_eq!(rvs::lab::spread(&names).iter().sum::<usize>(), 6, "the VIP is served after the takeover: {names:?}");
 }
+
+#[test]
+fn trackers_force_fault_and_notify_commands_see_every_transition() {
+    if !rvs::lab::can_run_namespace_tests() {
+        return;
+    }
+    let mut lab = FailoverLab::up(Method::Dr).unwrap();
+    let d = lab.description().clone();
+    let dir0 = d.directors[0].netns.clone();
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip").arg("-n").arg(&dir0).args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // A tracked interface of dir1's own (a veth pair inside its namespace), and a tracked script
+    // that passes while a flag file exists.
+    ip(&["link", "add", "rvstrk0", "type", "veth", "peer", "name", "rvstrk1"]);
+    ip(&["link", "set", "rvstrk0", "up"]);
+    ip(&["link", "set", "rvstrk1", "up"]);
+    let dir = d.work_dir.clone();
+    let flag = dir.join("healthy");
+    let log = dir.join("notify.log");
+    std::fs::write(&flag, b"").unwrap();
+    let mut v = [Vrrp::fast(150), Vrrp::fast(100)];
+    v[0].extra = format!(
+        "[[vrrp.track_interface]]\nname = \"rvstrk0\"\n\n[[vrrp.track_script]]\ncommand = \"test -e {}\"\n\
+         interval = 0.05\nfall = 1\nrise = 1\n\n[vrrp.notify]\nany = \"echo >> {}\"\n",
+        flag.display(),
+        log.display()
+    );
+    let (v0, v1) = (v[0].render(&lab, 0), v[1].render(&lab, 1));
+    lab.start_rvsd(0, "rr", &v0).unwrap();
+    lab.start_rvsd(1, "rr", &v1).unwrap();
+    let float = IpAddr::V4(FLOAT_V4);
+    assert!(lab.wait_holder(0, float, Duration::from_secs(3)), "dir1 master\n{}", lab.log(0));
+
+    // The tracked script fails: FAULT, the backup takes over; it passes again: dir1 preempts.
+    std::fs::remove_file(&flag).unwrap();
+    assert!(lab.wait_holder(1, float, Duration::from_secs(3)), "script fault -> dir2 takes over\n{}", lab.log(0));
+    std::fs::write(&flag, b"").unwrap();
+    assert!(lab.wait_holder(0, float, Duration::from_secs(3)), "script passes -> dir1 back\n{}", lab.log(0));
+
+    // The tracked interface goes down: FAULT again; up: back.
+    ip(&["link", "set", "rvstrk0", "down"]);
+    assert!(lab.wait_holder(1, float, Duration::from_secs(3)), "interface down -> dir2\n{}", lab.log(0));
+    ip(&["link", "set", "rvstrk0", "up"]);
+    assert!(lab.wait_holder(0, float, Duration::from_secs(3)), "interface up -> dir1 back\n{}", lab.log(0));
+
+    std::thread::sleep(Duration::from_millis(200));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let states: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    let masters = states.iter().filter(|s| **s == "MASTER").count();
+    let faults = states.iter().filter(|s| **s == "FAULT").count();
+    assert!(masters >= 3 && faults >= 2, "notify saw every transition: {states:?}");
+    assert!(text.lines().all(|l| l.starts_with("INSTANCE lan ")), "keepalived-style arguments: {text}");
+}
