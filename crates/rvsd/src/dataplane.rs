@@ -238,6 +238,7 @@ impl Worker {
         let mut fates = Vec::with_capacity(RX_BATCH);
         let mut last_check = StdInstant::now();
         while !stop.load(Ordering::Relaxed) {
+            let seen = self.pipeline.counters().rx;
             match self.io.recv(&mut rx, RX_TIMEOUT) {
                 Ok(0) => {}
                 Ok(_) => {
@@ -255,7 +256,10 @@ impl Worker {
                 }
             }
             self.drain_queue(&mut rx, &mut tx, &mut fates);
-            self.report_passive();
+            // Real-server events only come from processed frames: idle turns skip the lock.
+            if self.pipeline.counters().rx != seen {
+                self.report_passive();
+            }
             if last_check.elapsed() >= Duration::from_millis(100) {
                 last_check = StdInstant::now();
                 self.follow_config(interfaces);
@@ -325,7 +329,7 @@ impl Worker {
             e.drain_dest_events(&mut self.events);
             for (dest, event) in self.events.drain(..) {
                 let Some(d) = e.dest(dest) else { continue };
-                let Some(svc) = e.services().find(|(id, _)| id.0 == d.service).map(|(_, s)| s.config.key) else {
+                let Some(svc) = e.service(rvs_core::engine::ServiceId(d.service)).map(|s| s.config.key) else {
                     continue;
                 };
                 let observation = match event {
